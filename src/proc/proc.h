@@ -1,0 +1,157 @@
+/* Controlling another process with ptrace: attach to every thread, stop
+ * and resume them, read and write their memory, run syscalls and function
+ * calls in them, and detach leaving the process exactly as found.
+ *
+ * Lifecycle:
+ *
+ *     proc_attach(pid)          every thread seized (PTRACE_SEIZE), running
+ *       proc_stop_all()         every thread in a ptrace-stop
+ *         proc_regs(), proc_read(), proc_write(), proc_syscall(), ...
+ *       proc_resume_all()       running again
+ *       proc_wait_events()      serve clone/signal/stop events meanwhile
+ *     proc_detach()             untraced, as found
+ *
+ * Invariants, and how they are kept:
+ * - No thread escapes: threads are seized with PTRACE_O_TRACECLONE, so a
+ *   thread created by a seized thread is attached by the kernel; attaching
+ *   repeats reading /proc/PID/task until a pass finds no unseized thread.
+ * - No signal is lost or duplicated: a signal-delivery-stop seen while we
+ *   wait is re-injected at once with the same signal number (the kernel
+ *   keeps the siginfo), so handlers run as if we were not there.
+ * - No spurious EINTR: a thread stopped inside a blocking syscall is left
+ *   to the kernel's restart logic; registers are restored bit for bit, and
+ *   when we run injected code the restart is done by hand first
+ *   (arch_regs_fixup_syscall_restart).
+ * - Group-stop is kept: a thread found in group-stop (SIGSTOP, SIGTSTP...)
+ *   is resumed with PTRACE_LISTEN, not PTRACE_CONT, and stays stopped;
+ *   detach leaves a stopped process stopped.
+ * - Events are served only while the tool waits in proc_*(); between
+ *   calls, a thread that clones or gets a signal waits in a ptrace-stop.
+ *   Long work (symbolising, sleeping between retries) should go through
+ *   proc_wait_events(), or happen after proc_detach().
+ *
+ * While attached, the calling thread blocks SIGCHLD (to wait on it with a
+ * signalfd); proc_free() restores the previous mask. One `struct proc` is
+ * used by one thread of the tool. */
+#pragma once
+
+#include "arch/arch.h"
+#include "base/macro.h"
+#include "base/util.h"
+
+#include <sys/types.h>
+
+struct proc;
+
+enum proc_thread_state {
+        PROC_THREAD_RUNNING,  /* seized, running (or in a syscall) */
+        PROC_THREAD_STOPPED,  /* in a ptrace-stop of ours */
+        PROC_THREAD_GONE,     /* exited; kept until the next compaction */
+};
+
+struct proc_thread {
+        pid_t tid;
+        enum proc_thread_state state;
+        bool group_stop;      /* in (or owes) a group-stop: resume with LISTEN */
+        int group_stop_sig;   /* the stop signal, when group_stop */
+        bool regs_valid;      /* regs were fetched at this stop */
+        bool regs_dirty;      /* regs changed: stored back before resume */
+        struct arch_regs regs;
+        struct arch_regs saved_regs; /* as found at this stop (for restore) */
+        bool saved_valid;
+        uint64_t stopped_ns;  /* when it was seen stopped (monotonic) */
+};
+
+/* Options of proc_attach(). */
+struct proc_attach_opts {
+        /* Seconds to wait for the target to settle (threads to report
+         * stops). 0 means 10 s. */
+        double timeout;
+};
+
+/* Seize every thread of `pid`. Threads keep running. Refuses with
+ * -EBUSY when any thread is already traced (by a debugger, another
+ * liveup), -EPERM without permission, -ESRCH when there is no such
+ * process (or it is a zombie). Details for the user go to `err`. */
+int proc_attach(pid_t pid, const struct proc_attach_opts *opts, struct proc **ret,
+                struct errbuf *err);
+
+/* Stop every thread (PTRACE_INTERRUPT, then wait for each stop). New
+ * threads born meanwhile are attached and stopped too. */
+int proc_stop_all(struct proc *p, struct errbuf *err);
+/* Resume every stopped thread (restoring changed registers first). */
+int proc_resume_all(struct proc *p, struct errbuf *err);
+/* Stop or resume one thread. */
+int proc_stop_thread(struct proc *p, struct proc_thread *t, struct errbuf *err);
+int proc_resume_thread(struct proc *p, struct proc_thread *t, struct errbuf *err);
+
+/* Serve events (clones, signals, exits, group-stop changes) of running
+ * threads for up to `timeout_ns` (0: only what is pending now). Returns
+ * -ESRCH when the process is gone. */
+int proc_wait_events(struct proc *p, uint64_t timeout_ns);
+
+/* Detach from every thread: stops them first when needed, restores
+ * registers, and leaves group-stopped threads stopped. Always leaves `p`
+ * detached (best effort on a dying process); returns the first error. */
+int proc_detach(struct proc *p);
+
+/* Detach (if still attached) and free. NULL is allowed. */
+void proc_free(struct proc *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct proc *, proc_free);
+
+pid_t proc_pid(const struct proc *p);
+/* Threads currently known (gone ones excluded after each stop/resume). */
+size_t proc_n_threads(const struct proc *p);
+struct proc_thread *proc_thread_at(struct proc *p, size_t i);
+struct proc_thread *proc_thread_by_tid(struct proc *p, pid_t tid);
+/* True when the whole process was found in group-stop at attach time. */
+bool proc_was_group_stopped(const struct proc *p);
+
+/* Registers of a stopped thread (fetched lazily, cached for the stop). */
+int proc_regs(struct proc *p, struct proc_thread *t, const struct arch_regs **ret);
+/* Replace a stopped thread's registers; written back before it resumes. */
+int proc_set_regs(struct proc *p, struct proc_thread *t, const struct arch_regs *regs);
+
+/* Memory. proc_read() uses process_vm_readv (falls back to /proc/PID/mem
+ * for pages it cannot read, e.g. PROT_NONE); proc_write() writes through
+ * /proc/PID/mem, which works on read-only text (the kernel forces the
+ * write, copy-on-write for file mappings) without an mprotect in the
+ * target. Both return -EFAULT when any byte is unmapped (a short transfer
+ * is an error, never partial success). */
+int proc_read(struct proc *p, uint64_t addr, void *buf, size_t size);
+int proc_write(struct proc *p, uint64_t addr, const void *buf, size_t size);
+
+/* Run syscall `nr` with `args` in stopped thread `t` (NULL: any thread
+ * that is not group-stopped) and return its raw result (a negative errno
+ * value as the kernel returned it, e.g. (uint64_t)-ENOMEM) in *ret.
+ * Registers are restored exactly afterwards; the thread stays stopped.
+ * -EAGAIN when every thread is group-stopped (running code would wake
+ * it). */
+int proc_syscall(struct proc *p, struct proc_thread *t, long nr, const uint64_t args[6],
+                 uint64_t *ret, struct errbuf *err);
+
+/* Call the function at `fn` in thread `t` (NULL: any) with up to six
+ * integer arguments, and return its integer result. The call runs on the
+ * thread's stack below the red zone; the thread's registers are restored
+ * afterwards. Signals that arrive meanwhile are delivered as usual. A
+ * call that does not return within `timeout_ns` (0: 5 s) is abandoned by
+ * restoring the registers (-ETIMEDOUT). */
+int proc_call(struct proc *p, struct proc_thread *t, uint64_t fn, const uint64_t args[6],
+              uint64_t timeout_ns, uint64_t *ret, struct errbuf *err);
+
+/* Convenience: remote mmap/munmap (result checked, -errno on failure). */
+int proc_mmap(struct proc *p, uint64_t addr, uint64_t len, int prot, int flags, int fd,
+              uint64_t off, uint64_t *ret, struct errbuf *err);
+int proc_munmap(struct proc *p, uint64_t addr, uint64_t len, struct errbuf *err);
+
+/* Raise the calling thread to SCHED_FIFO for a stop window (see DEVELOPERS
+ * facts: resuming 64 busy threads takes 30 ms at normal priority, 1 ms at
+ * SCHED_FIFO) and lower it again. Failure to raise is not an error (the
+ * window is just longer); proc_sched_raise() returns whether it did. */
+struct proc_sched_saved {
+        int policy;
+        int priority;
+        bool raised;
+};
+bool proc_sched_raise(struct proc_sched_saved *saved);
+void proc_sched_restore(struct proc_sched_saved *saved);

@@ -1,0 +1,51 @@
+/* Unwinding the stacks of a stopped process with libdw (CFI from
+ * .eh_frame/.debug_frame), fast enough to run inside a stop window.
+ *
+ * Setup (proc_unwinder_new) reports every mapped object to libdw and is
+ * slow the first time (opening files, ~1 ms): do it before stopping the
+ * threads. Unwinding reads registers already fetched by src/proc (no
+ * extra ptrace call) and memory through proc_read(); it never symbolises
+ * (that costs ~360 µs per thread: do it after resuming, with src/elf).
+ *
+ * After mapping or unmapping memory in the target, call
+ * proc_unwinder_refresh() before unwinding again. */
+#pragma once
+
+#include "proc/proc.h"
+
+struct proc_frame {
+        uint64_t pc;
+        /* true when pc is exact (innermost frame, or a signal frame's
+         * interrupted pc); false when pc is a return address, i.e. the
+         * call instruction is just before it (look up pc - 1). */
+        bool activation;
+};
+
+struct proc_stack {
+        pid_t tid;
+        struct proc_frame *frames;
+        size_t n;
+        /* 0 when the unwinder reached the outermost frame (its end was
+         * recognised). Otherwise -errno and a reason: the stack could not
+         * be unwound reliably past frames[n-1] (no CFI for a pc, unreadable
+         * memory, depth limit). A consistency check treats such a stack as
+         * unsafe. */
+        int error;
+        char reason[128];
+};
+
+void proc_stack_done(struct proc_stack *s);
+
+struct proc_unwinder;
+
+int proc_unwinder_new(struct proc *p, struct proc_unwinder **ret, struct errbuf *err);
+int proc_unwinder_refresh(struct proc_unwinder *u, struct errbuf *err);
+void proc_unwinder_free(struct proc_unwinder *u);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct proc_unwinder *, proc_unwinder_free);
+
+/* Unwind stopped thread `t` (at most `max_frames`, 0: 256). Frames go to
+ * *ret (owned by the caller: proc_stack_done()). Returns 0 even when the
+ * unwind stopped early (see ret->error); < 0 only when nothing could be
+ * read (thread not stopped, -ESRCH). */
+int proc_unwind_thread(struct proc_unwinder *u, struct proc_thread *t, size_t max_frames,
+                       struct proc_stack *ret);
