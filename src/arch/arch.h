@@ -34,6 +34,21 @@ uint64_t arch_regs_tp(const struct arch_regs *r);
  * true when it changed anything. */
 bool arch_regs_fixup_syscall_restart(struct arch_regs *r);
 
+/* The thread was stopped by a ptrace interrupt on its way out of a
+ * syscall that the kernel never restarts (epoll_wait, rt_sigtimedwait,
+ * semtimedop, io_getevents...; see signal(7)), which therefore failed with
+ * EINTR although no signal was delivered. The caller must make sure no
+ * signal was delivered and pc follows a syscall instruction. */
+bool arch_regs_is_spurious_eintr(const struct arch_regs *r);
+/* Make the thread execute that syscall again (pc back to the syscall
+ * instruction, number reloaded). Returns true when it changed anything. */
+bool arch_regs_fixup_spurious_eintr(struct arch_regs *r);
+
+/* Mark the registers as "not in a syscall" (x86-64: orig_rax = -1), so
+ * that writing them at a syscall-entry stop cancels that syscall and the
+ * kernel's restart logic leaves them alone. */
+void arch_regs_set_no_syscall(struct arch_regs *r);
+
 /* Set up `r` to execute the syscall instruction at `insn_addr` with number
  * `nr` and up to six arguments, outside of any syscall (no restart). */
 void arch_regs_setup_syscall(struct arch_regs *r, uint64_t insn_addr, long nr,

@@ -1,1 +1,1093 @@
-/* placeholder: being written */
+/* Attaching to every thread of a process, stopping and resuming them, and
+ * detaching, without the target noticing.
+ *
+ * ptrace facts this file relies on (see ptrace(2), kernel/signal.c):
+ * - PTRACE_SEIZE does not stop the thread. With PTRACE_O_TRACECLONE a
+ *   thread created by a traced thread is traced from birth; it reports a
+ *   PTRACE_EVENT_STOP first, and that report may reach us before the
+ *   parent's PTRACE_EVENT_CLONE.
+ * - PTRACE_INTERRUPT makes a running thread report PTRACE_EVENT_STOP. The
+ *   stop signal reported is SIGTRAP, or the group-stop signal while the
+ *   process is group-stopped (do_jobctl_trap). Any ptrace stop clears a
+ *   pending interrupt, so after re-injecting a signal at a
+ *   signal-delivery-stop we interrupt again.
+ * - At a signal-delivery-stop the signal is delivered only if the tracer
+ *   resumes with it: we always resume with the same signal, so nothing is
+ *   lost, and never with another, so nothing is duplicated.
+ * - A thread in group-stop must be resumed with PTRACE_LISTEN to stay
+ *   stopped. PTRACE_DETACH reinstates a group-stop in effect
+ *   (__ptrace_unlink), so a stopped process stays stopped.
+ * - A thread interrupted inside a blocking syscall is restarted by the
+ *   kernel when it resumes (-ERESTART* codes), provided its registers are
+ *   as they were. A few syscalls are never restarted and return EINTR
+ *   (epoll_wait, sigtimedwait, semtimedop, io_getevents...): for those, when
+ *   no signal caused it, we restart them by hand
+ *   (arch_regs_fixup_spurious_eintr), so the target sees no EINTR.
+ * - waitpid(-1, __WALL) would also reap children of the tool that are not
+ *   our tracees; we peek with waitid(WNOWAIT) and reap only tracees.
+ *
+ * A thread is in one of three states (enum proc_thread_state); every stop
+ * reported by the kernel goes through handle_stop(), which decides to keep
+ * the thread stopped (p->stopping, or an interrupt of ours) or to resume
+ * it at once (events while the target runs). */
+#include "proc-internal.h"
+#include "base/log.h"
+#include "base/procfs.h"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+#define SEIZE_OPTIONS                                                          \
+        (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESYSGOOD)
+
+static bool is_stop_signal(int sig)
+{
+        return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+pid_t proc_pid(const struct proc *p)
+{
+        return p->pid;
+}
+
+size_t proc_n_threads(const struct proc *p)
+{
+        return p->n_threads;
+}
+
+struct proc_thread *proc_thread_at(struct proc *p, size_t i)
+{
+        return i < p->n_threads ? p->threads[i] : NULL;
+}
+
+struct proc_thread *proc_thread_by_tid(struct proc *p, pid_t tid)
+{
+        for (size_t i = 0; i < p->n_threads; i++)
+                if (p->threads[i]->tid == tid)
+                        return p->threads[i];
+        return NULL;
+}
+
+bool proc_was_group_stopped(const struct proc *p)
+{
+        return p->was_group_stopped;
+}
+
+bool proc_gone(const struct proc *p)
+{
+        return p->exited || p->execed;
+}
+
+struct proc_thread *proc_add_thread(struct proc *p, pid_t tid)
+{
+        struct proc_thread *t;
+
+        if (p->n_threads == p->cap_threads) {
+                size_t ncap = p->cap_threads ? p->cap_threads * 2 : 16;
+                struct proc_thread **nt = realloc(p->threads, ncap * sizeof(*nt));
+                if (!nt)
+                        return NULL;
+                p->threads = nt;
+                p->cap_threads = ncap;
+        }
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return NULL;
+        t->tid = tid;
+        t->state = PROC_THREAD_RUNNING;
+        p->threads[p->n_threads++] = t;
+        return t;
+}
+
+/* Drop threads that are gone. Pointers to live threads stay valid. */
+static void compact_threads(struct proc *p)
+{
+        size_t j = 0;
+
+        for (size_t i = 0; i < p->n_threads; i++) {
+                if (p->threads[i]->state == PROC_THREAD_GONE)
+                        free(p->threads[i]);
+                else
+                        p->threads[j++] = p->threads[i];
+        }
+        p->n_threads = j;
+}
+
+int proc_fetch_regs(pid_t tid, struct arch_regs *ret)
+{
+        struct iovec iov = { .iov_base = ret, .iov_len = sizeof(*ret) };
+
+        if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &iov) < 0)
+                return -errno;
+        if (iov.iov_len != sizeof(*ret))
+                return -EIO;
+        return 0;
+}
+
+int proc_store_regs(pid_t tid, const struct arch_regs *regs)
+{
+        struct iovec iov = { .iov_base = (void *)regs, .iov_len = sizeof(*regs) };
+
+        if (ptrace(PTRACE_SETREGSET, tid, (void *)NT_PRSTATUS, &iov) < 0)
+                return -errno;
+        return 0;
+}
+
+static void mark_gone(struct proc *p, struct proc_thread *t)
+{
+        t->state = PROC_THREAD_GONE;
+        t->interrupt_sent = false;
+        t->new_thread = false;
+        for (size_t i = 0; i < p->n_threads; i++)
+                if (p->threads[i]->state != PROC_THREAD_GONE)
+                        return;
+        p->exited = true;
+}
+
+/* Resume a thread that reported a stop we do not keep. */
+static int resume_raw(struct proc *p, struct proc_thread *t, int sig)
+{
+        long r;
+
+        if (t->group_stop && sig == 0)
+                r = ptrace(PTRACE_LISTEN, t->tid, 0, 0);
+        else
+                r = ptrace(PTRACE_CONT, t->tid, 0, (void *)(long)sig);
+        if (r < 0) {
+                if (errno == ESRCH) {
+                        /* Killed meanwhile: its exit report will follow. */
+                        t->state = PROC_THREAD_RUNNING;
+                        return 0;
+                }
+                return -errno;
+        }
+        t->state = PROC_THREAD_RUNNING;
+        t->regs_valid = false;
+        t->saved_valid = false;
+        t->regs_dirty = false;
+        return 0;
+}
+
+static int interrupt_thread(struct proc_thread *t)
+{
+        if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0) {
+                if (errno == ESRCH)
+                        return 0; /* exiting: its exit report will follow */
+                return -errno;
+        }
+        t->interrupt_sent = true;
+        return 0;
+}
+
+/* At an interrupt stop, undo an EINTR that only our interrupt caused. */
+static void fixup_after_interrupt(struct proc *p, struct proc_thread *t)
+{
+        struct arch_regs regs;
+        uint8_t insn[8];
+        size_t n = arch_syscall_insn_len;
+
+        if (t->signal_seen)
+                return; /* a signal may have caused the EINTR: keep it */
+        if (proc_fetch_regs(t->tid, &regs) < 0)
+                return;
+        t->regs = regs;
+        t->saved_regs = regs;
+        t->regs_valid = t->saved_valid = true;
+        if (!arch_regs_is_spurious_eintr(&regs))
+                return;
+        /* Only when pc really follows a syscall instruction. */
+        if (n > sizeof(insn) || proc_read(p, arch_regs_pc(&regs) - n, insn, n) < 0 ||
+            memcmp(insn, arch_syscall_insn, n) != 0)
+                return;
+        if (!arch_regs_fixup_spurious_eintr(&regs))
+                return;
+        if (proc_store_regs(t->tid, &regs) < 0)
+                return;
+        log_debug("thread %d: restarted a syscall our interrupt made fail with EINTR", t->tid);
+        t->regs = regs;
+        t->saved_regs = regs;
+}
+
+/* Handle one wait status of thread `t`. Returns 2 (and leaves the thread
+ * stopped) for a syscall stop of `for_tid`, else 1, or < 0. */
+static int handle_status(struct proc *p, struct proc_thread *t, int status, pid_t for_tid)
+{
+        int sig, event;
+
+        if (WIFEXITED(status) || WIFSIGNALED(status)) {
+                log_debug("thread %d exited", t->tid);
+                mark_gone(p, t);
+                return 1;
+        }
+        if (!WIFSTOPPED(status))
+                return 1;
+
+        sig = WSTOPSIG(status);
+        event = (status >> 16) & 0xff;
+        t->stopped_ns = now_ns();
+
+        if (t->tid == for_tid) {
+                /* The thread runs injected code (remote.c): every stop of
+                 * it is for the injector to judge. */
+                t->state = PROC_THREAD_STOPPED;
+                return 2;
+        }
+
+        switch (event) {
+        case PTRACE_EVENT_STOP: {
+                bool was_interrupted = t->interrupt_sent;
+
+                t->interrupt_sent = false;
+                t->new_thread = false;
+                t->state = PROC_THREAD_STOPPED;
+                t->regs_valid = t->saved_valid = t->regs_dirty = false;
+                if (is_stop_signal(sig)) {
+                        t->group_stop = true;
+                        t->group_stop_sig = sig;
+                } else
+                        t->group_stop = false;
+
+                if (p->stopping || t->want_stop || t->tid == for_tid) {
+                        if (was_interrupted && !t->group_stop)
+                                fixup_after_interrupt(p, t);
+                        return 1;
+                }
+                /* Not stopping: an event while the target runs (group-stop
+                 * change, new thread's first stop, a late interrupt). */
+                return resume_raw(p, t, 0) < 0 ? -EIO : 1;
+        }
+        case PTRACE_EVENT_CLONE: {
+                unsigned long msg = 0;
+                pid_t child, tgid = 0;
+
+                t->state = PROC_THREAD_STOPPED;
+                t->regs_valid = t->saved_valid = t->regs_dirty = false;
+                if (ptrace(PTRACE_GETEVENTMSG, t->tid, 0, &msg) == 0) {
+                        child = (pid_t)msg;
+                        if (procfs_tgid(child, &tgid) == 0 && tgid != p->pid) {
+                                /* clone() of a new process without SIGCHLD:
+                                 * not ours to trace. */
+                                log_debug("clone child %d is process %d: detaching", child,
+                                          tgid);
+                                struct proc_thread *c = proc_thread_by_tid(p, child);
+                                (void)c;
+                                /* It reports its first stop before it can be
+                                 * detached; do it then (see proc_wait_one). */
+                        } else if (!proc_thread_by_tid(p, child)) {
+                                struct proc_thread *c = proc_add_thread(p, child);
+                                if (!c)
+                                        return -ENOMEM;
+                                c->new_thread = true;
+                                log_debug("thread %d created thread %d", t->tid, child);
+                        }
+                }
+                /* The parent may have been interrupted too: its interrupt was
+                 * cleared by this stop. Keep it if we are stopping. */
+                if (p->stopping || t->want_stop) {
+                        t->interrupt_sent = false;
+                        t->group_stop = false;
+                        return 1;
+                }
+                return resume_raw(p, t, 0) < 0 ? -EIO : 1;
+        }
+        case PTRACE_EVENT_EXEC:
+                log_debug("thread %d executed a new program", t->tid);
+                p->execed = true;
+                t->state = PROC_THREAD_STOPPED;
+                t->interrupt_sent = false;
+                return 1;
+        case 0:
+                break;
+        default:
+                /* Events we did not ask for: just go on. */
+                t->state = PROC_THREAD_STOPPED;
+                if (p->stopping || t->want_stop)
+                        return 1;
+                return resume_raw(p, t, 0) < 0 ? -EIO : 1;
+        }
+
+        /* Signal-delivery-stop: deliver the very same signal now. */
+        if (sig == (SIGTRAP | 0x80)) {
+                /* A syscall stop we did not ask for (left from an injection
+                 * that was abandoned): keep it if stopping, else go on. */
+                t->state = PROC_THREAD_STOPPED;
+                t->regs_valid = t->saved_valid = t->regs_dirty = false;
+                if (p->stopping || t->want_stop)
+                        return 1;
+                return resume_raw(p, t, 0) < 0 ? -EIO : 1;
+        }
+        log_debug("thread %d: delivering signal %d", t->tid, sig);
+        t->signal_seen = true;
+        t->state = PROC_THREAD_STOPPED;
+        t->interrupt_sent = false;
+        {
+                bool gs = t->group_stop;
+                t->group_stop = false; /* CONT with a signal, never LISTEN */
+                int r = resume_raw(p, t, sig);
+                if (r < 0)
+                        return r;
+                t->group_stop = gs && is_stop_signal(sig);
+        }
+        /* The stop cleared our pending interrupt: ask again. */
+        if (p->stopping || t->want_stop)
+                return interrupt_thread(t) < 0 ? -EIO : 1;
+        return 1;
+}
+
+/* Is `tid` a thread of our process that the kernel attached for us (a
+ * clone child whose first stop came before the parent's clone event)? */
+static struct proc_thread *adopt_thread(struct proc *p, pid_t tid)
+{
+        pid_t tgid = 0;
+        struct proc_thread *t;
+
+        if (procfs_tgid(tid, &tgid) < 0 || tgid != p->pid)
+                return NULL;
+        t = proc_add_thread(p, tid);
+        if (t)
+                t->new_thread = true;
+        return t;
+}
+
+/* Reap one pending status of one of our threads, without blocking. Returns
+ * 1 with *ret_t and *ret_status set, 0 when nothing is pending. */
+static int reap_pending(struct proc *p, struct proc_thread **ret_t, int *ret_status)
+{
+        siginfo_t si;
+        int status;
+        pid_t r;
+
+        memset(&si, 0, sizeof(si));
+        if (waitid(P_ALL, 0, &si, WEXITED | WSTOPPED | WNOHANG | WNOWAIT | __WALL) < 0) {
+                if (errno == ECHILD)
+                        return 0;
+                return -errno;
+        }
+        if (si.si_pid != 0) {
+                struct proc_thread *t = proc_thread_by_tid(p, si.si_pid);
+                if (!t && si.si_code != CLD_EXITED && si.si_code != CLD_KILLED &&
+                    si.si_code != CLD_DUMPED)
+                        t = adopt_thread(p, si.si_pid);
+                if (!t && si.si_code == CLD_TRAPPED) {
+                        /* A traced task that is not a thread of ours (a
+                         * clone()d process): let it go. */
+                        if (waitpid(si.si_pid, &status, __WALL | WNOHANG) > 0)
+                                ptrace(PTRACE_DETACH, si.si_pid, 0, 0);
+                        return 1;
+                }
+                if (t) {
+                        r = waitpid(t->tid, &status, __WALL | WNOHANG);
+                        if (r < 0)
+                                return -errno;
+                        if (r == 0)
+                                return 0;
+                        *ret_t = t;
+                        *ret_status = status;
+                        return 1;
+                }
+        }
+        /* Nothing, or the first pending child is not ours (a child of the
+         * tool that exited): look at our threads one by one. */
+        for (size_t i = 0; i < p->n_threads; i++) {
+                struct proc_thread *t = p->threads[i];
+
+                if (t->state == PROC_THREAD_GONE)
+                        continue;
+                r = waitpid(t->tid, &status, __WALL | WNOHANG);
+                if (r < 0 && errno == ECHILD) {
+                        /* Not traced by us any more (reaped elsewhere). */
+                        mark_gone(p, t);
+                        continue;
+                }
+                if (r > 0) {
+                        *ret_t = t;
+                        *ret_status = status;
+                        return 1;
+                }
+        }
+        return 0;
+}
+
+int proc_wait_one(struct proc *p, uint64_t timeout_ns, pid_t for_tid, int *ret_status)
+{
+        uint64_t deadline = now_ns() + timeout_ns;
+
+        for (;;) {
+                struct proc_thread *t = NULL;
+                int status = 0, r;
+
+                r = reap_pending(p, &t, &status);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        if (!t)
+                                continue;
+                        r = handle_status(p, t, status, for_tid);
+                        if (r == 2 && ret_status)
+                                *ret_status = status;
+                        return r;
+                }
+
+                uint64_t now = now_ns();
+                if (timeout_ns == 0 || now >= deadline)
+                        return 0;
+
+                /* Sleep until SIGCHLD (each ptrace stop and exit of a tracee
+                 * sends one), but at most 20 ms: signals coalesce, and one may
+                 * have been taken by another thread of the tool. */
+                struct pollfd pfd = { .fd = p->sigchld_fd, .events = POLLIN };
+                uint64_t left = deadline - now;
+                int ms = (int)MIN(left / 1000000 + 1, 20);
+                r = poll(&pfd, 1, ms);
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                if (r > 0) {
+                        struct signalfd_siginfo ssi;
+                        while (read(p->sigchld_fd, &ssi, sizeof(ssi)) == sizeof(ssi))
+                                ;
+                }
+        }
+}
+
+int proc_wait_events(struct proc *p, uint64_t timeout_ns)
+{
+        uint64_t deadline = now_ns() + timeout_ns;
+        int r;
+
+        do {
+                r = proc_wait_one(p, timeout_ns ? deadline - MIN(deadline, now_ns()) : 0, 0,
+                                  NULL);
+                if (r < 0)
+                        return r;
+                if (proc_gone(p))
+                        return -ESRCH;
+        } while (r > 0 || (timeout_ns && now_ns() < deadline));
+        return 0;
+}
+
+static int setup_signalfd(struct proc *p)
+{
+        sigset_t mask;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        if (pthread_sigmask(SIG_BLOCK, &mask, &p->saved_mask) != 0)
+                return -EINVAL;
+        p->mask_saved = true;
+        p->sigchld_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (p->sigchld_fd < 0)
+                return -errno;
+        return 0;
+}
+
+static void describe_tracer(pid_t tracer, char *buf, size_t size)
+{
+        char comm[64] = "";
+
+        if (procfs_thread_name(tracer, tracer, comm, sizeof(comm)) < 0)
+                snprintf(comm, sizeof(comm), "?");
+        snprintf(buf, size, "already traced by pid %d (%s)", tracer, comm);
+}
+
+/* Why seizing `tid` failed with EPERM: traced by someone, or permission. */
+static int explain_eperm(struct proc *p, pid_t tid, struct errbuf *err)
+{
+        pid_t tracer = 0;
+        char what[128];
+
+        if (procfs_tracer_pid(p->pid, tid, &tracer) == 0 && tracer != 0) {
+                if (tracer == getpid())
+                        return 0; /* ours: auto-attached clone child */
+                describe_tracer(tracer, what, sizeof(what));
+                errbuf_set(err, "cannot attach to pid %d: %s", p->pid, what);
+                return -EBUSY;
+        }
+        errbuf_set(err, "cannot attach to pid %d: permission denied (need root, or the same user "
+                   "and a dumpable process)", p->pid);
+        return -EPERM;
+}
+
+static int check_target(pid_t pid, struct errbuf *err)
+{
+        char state = 0;
+        pid_t tracer = 0, tgid = 0;
+        char what[128];
+        int r;
+
+        if (pid == getpid()) {
+                errbuf_set(err, "cannot attach to pid %d: that is liveup itself", pid);
+                return -EINVAL;
+        }
+        r = procfs_tgid(pid, &tgid);
+        if (r < 0) {
+                errbuf_set(err, "cannot attach to pid %d: no such process", pid);
+                return -ESRCH;
+        }
+        if (tgid != pid) {
+                errbuf_set(err, "cannot attach to pid %d: it is a thread of process %d; give the "
+                           "process id", pid, tgid);
+                return -EINVAL;
+        }
+        r = procfs_thread_state(pid, pid, &state);
+        if (r < 0) {
+                errbuf_set(err, "cannot attach to pid %d: no such process", pid);
+                return -ESRCH;
+        }
+        if (state == 'Z' || state == 'X') {
+                pid_t *tids = NULL;
+                size_t n = 0;
+                /* A zombie leader with live threads is still a process. */
+                if (procfs_tasks(pid, &tids, &n) < 0 || n <= 1) {
+                        free(tids);
+                        errbuf_set(err, "cannot attach to pid %d: the process has exited "
+                                   "(zombie)", pid);
+                        return -ESRCH;
+                }
+                free(tids);
+        }
+        if (procfs_tracer_pid(pid, pid, &tracer) == 0 && tracer != 0) {
+                describe_tracer(tracer, what, sizeof(what));
+                errbuf_set(err, "cannot attach to pid %d: %s", pid, what);
+                return -EBUSY;
+        }
+        return 0;
+}
+
+/* The exec deadlock. execve() holds the target's cred_guard_mutex while
+ * de_thread() waits for the other threads to exit and be released; a
+ * thread we trace is released only when we reap it. PTRACE_SEIZE takes
+ * the same mutex (interruptibly): if the target execs just then, we block
+ * in SEIZE and it blocks on us. So while seizing, a timer signal wakes us
+ * every 20 ms, and its handler reaps exited tracees (waitid, which is
+ * async-signal-safe); exec then completes and SEIZE goes on. The reaped
+ * threads are recorded and marked gone afterwards. */
+#define REAPER_MAX 256
+static struct {
+        pid_t tids[REAPER_MAX];
+        volatile sig_atomic_t n_tids;
+        pid_t reaped[REAPER_MAX];
+        volatile sig_atomic_t n_reaped;
+} reaper;
+
+static void reaper_handler(int sig)
+{
+        int saved = errno;
+
+        for (int i = 0; i < reaper.n_tids; i++) {
+                siginfo_t si;
+                if (reaper.tids[i] == 0)
+                        continue;
+                memset(&si, 0, sizeof(si));
+                if (waitid(P_PID, (id_t)reaper.tids[i], &si, WEXITED | WNOHANG | __WALL) == 0 &&
+                    si.si_pid == reaper.tids[i]) {
+                        if (reaper.n_reaped < REAPER_MAX)
+                                reaper.reaped[reaper.n_reaped++] = reaper.tids[i];
+                        reaper.tids[i] = 0;
+                }
+        }
+        errno = saved;
+}
+
+struct reaper_guard {
+        timer_t timer;
+        bool armed;
+        struct sigaction old;
+};
+
+static void reaper_arm(struct proc *p, struct reaper_guard *g)
+{
+        struct sigevent sev = {};
+        struct sigaction sa = { .sa_handler = reaper_handler };
+        struct itimerspec its = {
+                .it_value = { 0, 20 * 1000000 },
+                .it_interval = { 0, 20 * 1000000 },
+        };
+        int sig = SIGRTMAX - 1;
+
+        g->armed = false;
+        reaper.n_tids = 0;
+        reaper.n_reaped = 0;
+        for (size_t i = 0; i < p->n_threads && i < REAPER_MAX; i++)
+                reaper.tids[reaper.n_tids++] = p->threads[i]->tid;
+        /* No SA_RESTART needed: SEIZE restarts by itself (ERESTARTNOINTR). */
+        if (sigaction(sig, &sa, &g->old) < 0)
+                return;
+        sev.sigev_notify = SIGEV_THREAD_ID;
+        sev.sigev_signo = sig;
+        sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+        if (timer_create(CLOCK_MONOTONIC, &sev, &g->timer) < 0) {
+                sigaction(sig, &g->old, NULL);
+                return;
+        }
+        timer_settime(g->timer, 0, &its, NULL);
+        g->armed = true;
+}
+
+static void reaper_disarm(struct proc *p, struct reaper_guard *g)
+{
+        if (!g->armed)
+                return;
+        timer_delete(g->timer);
+        /* A signal already queued is harmless: the handler stays until we
+         * restore it, after draining. */
+        sigset_t pend;
+        sigpending(&pend);
+        if (sigismember(&pend, SIGRTMAX - 1)) {
+                sigset_t one;
+                struct timespec zero = { 0, 0 };
+                sigemptyset(&one);
+                sigaddset(&one, SIGRTMAX - 1);
+                sigtimedwait(&one, NULL, &zero);
+        }
+        sigaction(SIGRTMAX - 1, &g->old, NULL);
+        for (int i = 0; i < reaper.n_reaped; i++) {
+                struct proc_thread *t = proc_thread_by_tid(p, reaper.reaped[i]);
+                if (t)
+                        mark_gone(p, t);
+        }
+        reaper.n_tids = reaper.n_reaped = 0;
+        g->armed = false;
+}
+
+/* Seize every thread listed in /proc/PID/task that we do not know yet.
+ * Returns how many were new. */
+static int seize_pass(struct proc *p, struct errbuf *err)
+{
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t n = 0;
+        int r, added = 0;
+
+        r = procfs_tasks(p->pid, &tids, &n);
+        if (r < 0) {
+                errbuf_set(err, "cannot attach to pid %d: the process exited", p->pid);
+                return -ESRCH;
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct proc_thread *t;
+
+                if (proc_thread_by_tid(p, tids[i]))
+                        continue;
+                struct reaper_guard g;
+                reaper_arm(p, &g);
+                long sr = ptrace(PTRACE_SEIZE, tids[i], 0, (void *)(long)SEIZE_OPTIONS);
+                int serr = errno;
+                reaper_disarm(p, &g);
+                errno = serr;
+                if (sr < 0) {
+                        if (errno == ESRCH)
+                                continue; /* exited meanwhile */
+                        if (errno == EPERM) {
+                                char st = 0;
+                                /* An exited thread not yet reaped (a zombie)
+                                 * cannot be traced, and runs no code. */
+                                if (procfs_thread_state(p->pid, tids[i], &st) < 0 ||
+                                    st == 'Z' || st == 'X')
+                                        continue;
+                                r = explain_eperm(p, tids[i], err);
+                                if (r < 0)
+                                        return r;
+                                /* Auto-attached by the kernel: adopt it. */
+                                t = proc_add_thread(p, tids[i]);
+                                if (!t)
+                                        return -ENOMEM;
+                                t->new_thread = true;
+                                added++;
+                                continue;
+                        }
+                        r = -errno;
+                        errbuf_set(err, "cannot attach to thread %d of pid %d: %s", tids[i],
+                                   p->pid, strerror(-r));
+                        return r;
+                }
+                t = proc_add_thread(p, tids[i]);
+                if (!t)
+                        return -ENOMEM;
+                added++;
+        }
+        return added;
+}
+
+int proc_attach(pid_t pid, const struct proc_attach_opts *opts, struct proc **ret,
+                struct errbuf *err)
+{
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        char path[64];
+        char state = 0;
+        int r;
+
+        r = check_target(pid, err);
+        if (r < 0)
+                return r;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->pid = pid;
+        p->mem_fd = -EBADF;
+        p->sigchld_fd = -EBADF;
+
+        r = setup_signalfd(p);
+        if (r < 0) {
+                errbuf_set(err, "cannot attach to pid %d: signalfd: %s", pid, strerror(-r));
+                return r;
+        }
+        if (procfs_thread_state(pid, pid, &state) == 0 && state == 'T')
+                p->was_group_stopped = true;
+
+        p->attached = true;
+        /* Seize until a pass finds no thread we do not know. Threads created
+         * by seized threads are attached by the kernel (TRACECLONE); only
+         * threads created by not-yet-seized ones need another pass. */
+        for (int pass = 0;; pass++) {
+                int added = seize_pass(p, err);
+                if (added < 0)
+                        return added;
+                if (p->n_threads == 0) {
+                        errbuf_set(err, "cannot attach to pid %d: the process exited", pid);
+                        return -ESRCH;
+                }
+                /* Serve what is pending (clone events, first stops) so that
+                 * new threads are known before the next pass. */
+                r = proc_wait_events(p, 0);
+                if (r < 0) {
+                        errbuf_set(err, "cannot attach to pid %d: the process %s while "
+                                   "attaching", pid, p->execed ? "executed a new program"
+                                                               : "exited");
+                        return -ESRCH;
+                }
+                /* A pass that found nothing new saw every thread seized: from
+                 * then on, threads are born attached. */
+                if (added == 0)
+                        break;
+                if (pass > 1000) {
+                        errbuf_set(err, "cannot attach to pid %d: threads are created faster "
+                                   "than they can be attached", pid);
+                        return -EAGAIN;
+                }
+        }
+
+        snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+        p->mem_fd = open(path, O_RDWR | O_CLOEXEC);
+        if (p->mem_fd < 0) {
+                r = -errno;
+                errbuf_set(err, "cannot open %s: %s", path, strerror(-r));
+                return r;
+        }
+        (void)opts;
+        log_debug("attached to pid %d: %zu threads", pid, p->n_threads);
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+static bool all_stopped(const struct proc *p)
+{
+        for (size_t i = 0; i < p->n_threads; i++)
+                if (p->threads[i]->state == PROC_THREAD_RUNNING)
+                        return false;
+        return true;
+}
+
+static const struct proc_thread *first_running(const struct proc *p)
+{
+        for (size_t i = 0; i < p->n_threads; i++)
+                if (p->threads[i]->state == PROC_THREAD_RUNNING)
+                        return p->threads[i];
+        return NULL;
+}
+
+static void gone_message(struct proc *p, struct errbuf *err)
+{
+        if (p->execed)
+                errbuf_set(err, "pid %d executed a new program during the operation", p->pid);
+        else
+                errbuf_set(err, "pid %d exited during the operation", p->pid);
+}
+
+int proc_stop_all(struct proc *p, struct errbuf *err)
+{
+        uint64_t deadline = now_ns() + 10ull * 1000000000ull;
+        int r;
+
+        if (!p->attached)
+                return -ENOTCONN;
+        if (proc_gone(p)) {
+                gone_message(p, err);
+                return -ESRCH;
+        }
+        p->stopping = true;
+
+        /* Take what is already pending first, so that a stop reported
+         * before our interrupt is not followed by a second one. */
+        while ((r = proc_wait_one(p, 0, 0, NULL)) > 0)
+                ;
+        if (r < 0)
+                goto fail;
+
+        for (size_t i = 0; i < p->n_threads; i++) {
+                struct proc_thread *t = p->threads[i];
+
+                if (t->state != PROC_THREAD_RUNNING || t->interrupt_sent || t->new_thread)
+                        continue;
+                r = interrupt_thread(t);
+                if (r < 0)
+                        goto fail;
+        }
+
+        while (!all_stopped(p)) {
+                if (proc_gone(p)) {
+                        r = -ESRCH;
+                        goto fail;
+                }
+                uint64_t now = now_ns();
+                if (now >= deadline) {
+                        const struct proc_thread *t = first_running(p);
+                        char st = '?';
+                        if (t)
+                                procfs_thread_state(p->pid, t->tid, &st);
+                        errbuf_set(err, "thread %d of pid %d did not stop within 10 s (state: %s)",
+                                   t ? t->tid : 0, p->pid, procfs_state_name(st));
+                        r = -ETIMEDOUT;
+                        goto fail;
+                }
+                r = proc_wait_one(p, deadline - now, 0, NULL);
+                if (r < 0)
+                        goto fail;
+        }
+        if (proc_gone(p)) {
+                r = -ESRCH;
+                goto fail;
+        }
+        compact_threads(p);
+        return 0;
+
+fail:
+        if (r == -ESRCH || proc_gone(p))
+                gone_message(p, err);
+        else if (!err || !err->msg[0])
+                errbuf_set(err, "cannot stop the threads of pid %d: %s", p->pid, strerror(-r));
+        /* Leave the process as it was: running. */
+        {
+                int saved = r;
+                (void)proc_resume_all(p, NULL);
+                r = saved;
+        }
+        return r;
+}
+
+static int resume_kept(struct proc *p, struct proc_thread *t)
+{
+        int r;
+
+        if (t->state != PROC_THREAD_STOPPED)
+                return 0;
+        if (t->regs_dirty) {
+                r = proc_store_regs(t->tid, &t->regs);
+                if (r < 0 && r != -ESRCH)
+                        return r;
+        }
+        t->want_stop = false;
+        t->signal_seen = false;
+        return resume_raw(p, t, 0);
+}
+
+int proc_resume_all(struct proc *p, struct errbuf *err)
+{
+        int r = 0;
+
+        if (!p->attached)
+                return -ENOTCONN;
+        p->stopping = false;
+        for (size_t i = 0; i < p->n_threads; i++) {
+                int q = resume_kept(p, p->threads[i]);
+                if (q < 0 && r == 0) {
+                        r = q;
+                        errbuf_set(err, "cannot resume thread %d of pid %d: %s",
+                                   p->threads[i]->tid, p->pid, strerror(-q));
+                }
+        }
+        compact_threads(p);
+        return r;
+}
+
+int proc_stop_thread(struct proc *p, struct proc_thread *t, struct errbuf *err)
+{
+        uint64_t deadline = now_ns() + 10ull * 1000000000ull;
+        int r;
+
+        if (!p->attached)
+                return -ENOTCONN;
+        t->want_stop = true;
+        if (t->state == PROC_THREAD_STOPPED)
+                return 0;
+        if (!t->interrupt_sent && !t->new_thread) {
+                r = interrupt_thread(t);
+                if (r < 0)
+                        goto fail;
+        }
+        while (t->state == PROC_THREAD_RUNNING) {
+                uint64_t now = now_ns();
+                if (now >= deadline) {
+                        errbuf_set(err, "thread %d of pid %d did not stop within 10 s", t->tid,
+                                   p->pid);
+                        r = -ETIMEDOUT;
+                        goto fail;
+                }
+                r = proc_wait_one(p, deadline - now, 0, NULL);
+                if (r < 0)
+                        goto fail;
+        }
+        if (t->state == PROC_THREAD_GONE) {
+                errbuf_set(err, "thread %d of pid %d exited", t->tid, p->pid);
+                return -ESRCH;
+        }
+        return 0;
+fail:
+        t->want_stop = false;
+        return r;
+}
+
+int proc_resume_thread(struct proc *p, struct proc_thread *t, struct errbuf *err)
+{
+        int r;
+
+        if (!p->attached)
+                return -ENOTCONN;
+        r = resume_kept(p, t);
+        if (r < 0)
+                errbuf_set(err, "cannot resume thread %d of pid %d: %s", t->tid, p->pid,
+                           strerror(-r));
+        return r;
+}
+
+int proc_regs(struct proc *p, struct proc_thread *t, const struct arch_regs **ret)
+{
+        int r;
+
+        if (t->state != PROC_THREAD_STOPPED)
+                return -EBUSY;
+        if (!t->regs_valid) {
+                r = proc_fetch_regs(t->tid, &t->regs);
+                if (r < 0)
+                        return r;
+                t->regs_valid = true;
+                if (!t->saved_valid) {
+                        t->saved_regs = t->regs;
+                        t->saved_valid = true;
+                }
+        }
+        *ret = &t->regs;
+        return 0;
+}
+
+int proc_set_regs(struct proc *p, struct proc_thread *t, const struct arch_regs *regs)
+{
+        const struct arch_regs *cur;
+        int r;
+
+        r = proc_regs(p, t, &cur);
+        if (r < 0)
+                return r;
+        t->regs = *regs;
+        t->regs_dirty = true;
+        return 0;
+}
+
+/* After an execve, our records no longer match the process: the thread
+ * that executed took the leader's tid, the others vanished. Whatever task
+ * of the pid is still traced by us is stopped (it reports the exec, or an
+ * interrupt) and let go, so nothing stays traced behind us. */
+static void sweep_after_exec(struct proc *p)
+{
+        for (int round = 0; round < 3; round++) {
+                _cleanup_free_ pid_t *tids = NULL;
+                size_t n = 0;
+                bool left = false;
+
+                if (procfs_tasks(p->pid, &tids, &n) < 0)
+                        return;
+                for (size_t i = 0; i < n; i++) {
+                        pid_t tracer = 0;
+                        int status;
+
+                        if (procfs_tracer_pid(p->pid, tids[i], &tracer) < 0 ||
+                            tracer != getpid())
+                                continue;
+                        if (ptrace(PTRACE_DETACH, tids[i], 0, 0) == 0)
+                                continue;
+                        /* Not in a stop: make it stop, then let go. */
+                        ptrace(PTRACE_INTERRUPT, tids[i], 0, 0);
+                        uint64_t deadline = now_ns() + 1000000000ull;
+                        for (;;) {
+                                pid_t w = waitpid(tids[i], &status, __WALL | WNOHANG);
+                                if (w != 0 || now_ns() > deadline)
+                                        break;
+                                struct pollfd pfd = { .fd = p->sigchld_fd, .events = POLLIN };
+                                poll(&pfd, 1, 5);
+                        }
+                        if (ptrace(PTRACE_DETACH, tids[i], 0, 0) < 0)
+                                left = true;
+                }
+                if (!left)
+                        return;
+        }
+        log_debug("pid %d: could not let go of every thread after exec", p->pid);
+}
+
+int proc_detach(struct proc *p)
+{
+        int r = 0;
+
+        if (!p || !p->attached)
+                return 0;
+        if (!proc_gone(p) && first_running(p)) {
+                struct errbuf e = {};
+                r = proc_stop_all(p, &e);
+                if (r < 0)
+                        log_debug("detach: %s", errbuf_or_strerror(&e, r));
+        }
+        for (size_t i = 0; i < p->n_threads; i++) {
+                struct proc_thread *t = p->threads[i];
+
+                if (t->state == PROC_THREAD_GONE)
+                        continue;
+                if (t->state == PROC_THREAD_STOPPED && t->regs_dirty) {
+                        int q = proc_store_regs(t->tid, &t->regs);
+                        if (q < 0 && q != -ESRCH && r == 0)
+                                r = q;
+                }
+                if (ptrace(PTRACE_DETACH, t->tid, 0, 0) < 0 && errno != ESRCH && r == 0)
+                        r = -errno;
+                t->state = PROC_THREAD_GONE;
+        }
+        if (proc_gone(p))
+                sweep_after_exec(p);
+        p->attached = false;
+        p->stopping = false;
+        compact_threads(p);
+        log_debug("detached from pid %d", p->pid);
+        return r;
+}
+
+void proc_free(struct proc *p)
+{
+        if (!p)
+                return;
+        proc_detach(p);
+        for (size_t i = 0; i < p->n_threads; i++)
+                free(p->threads[i]);
+        free(p->threads);
+        safe_close(p->mem_fd);
+        safe_close(p->sigchld_fd);
+        if (p->mask_saved)
+                pthread_sigmask(SIG_SETMASK, &p->saved_mask, NULL);
+        free(p);
+}

@@ -30,6 +30,9 @@
  *   Long work (symbolising, sleeping between retries) should go through
  *   proc_wait_events(), or happen after proc_detach().
  *
+ * When the target is a child of the tool and exits while attached, its
+ * exit status is reaped here (the kernel reports it once, to the tracer).
+ *
  * While attached, the calling thread blocks SIGCHLD (to wait on it with a
  * signalfd); proc_free() restores the previous mask. One `struct proc` is
  * used by one thread of the tool. */
@@ -60,6 +63,12 @@ struct proc_thread {
         struct arch_regs saved_regs; /* as found at this stop (for restore) */
         bool saved_valid;
         uint64_t stopped_ns;  /* when it was seen stopped (monotonic) */
+
+        /* Private to src/proc. */
+        bool interrupt_sent;  /* PTRACE_INTERRUPT sent, its stop not seen */
+        bool new_thread;      /* auto-attached; initial stop not seen yet */
+        bool signal_seen;     /* a signal was delivered since it resumed */
+        bool want_stop;       /* proc_stop_thread(): keep its next stop */
 };
 
 /* Options of proc_attach(). */
@@ -84,6 +93,10 @@ int proc_resume_all(struct proc *p, struct errbuf *err);
 /* Stop or resume one thread. */
 int proc_stop_thread(struct proc *p, struct proc_thread *t, struct errbuf *err);
 int proc_resume_thread(struct proc *p, struct proc_thread *t, struct errbuf *err);
+
+/* True when the process executed a new program (execve) or exited
+ * while attached: the operation must be abandoned. */
+bool proc_gone(const struct proc *p);
 
 /* Serve events (clones, signals, exits, group-stop changes) of running
  * threads for up to `timeout_ns` (0: only what is pending now). Returns

@@ -69,6 +69,46 @@ bool arch_regs_fixup_syscall_restart(struct arch_regs *r)
         return true;
 }
 
+bool arch_regs_is_spurious_eintr(const struct arch_regs *r)
+{
+        /* Syscalls that return EINTR when interrupted by a stop, even with
+         * no handler (signal(7), "Interruption of system calls and library
+         * functions by stop signals"), and are not restarted. */
+        static const long never_restarted[] = {
+                232, /* epoll_wait */
+                281, /* epoll_pwait */
+                441, /* epoll_pwait2 */
+                128, /* rt_sigtimedwait */
+                65,  /* semop */
+                220, /* semtimedop */
+                208, /* io_getevents */
+                333, /* io_pgetevents */
+        };
+        long orig = (long)r->r.orig_rax;
+
+        if ((long)r->r.rax != -EINTR || orig < 0)
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(never_restarted); i++)
+                if (orig == never_restarted[i])
+                        return true;
+        return false;
+}
+
+bool arch_regs_fixup_spurious_eintr(struct arch_regs *r)
+{
+        if (!arch_regs_is_spurious_eintr(r))
+                return false;
+        r->r.rax = r->r.orig_rax;
+        r->r.rip -= 2;
+        r->r.orig_rax = (uint64_t)-1;
+        return true;
+}
+
+void arch_regs_set_no_syscall(struct arch_regs *r)
+{
+        r->r.orig_rax = (uint64_t)-1;
+}
+
 void arch_regs_setup_syscall(struct arch_regs *r, uint64_t insn_addr, long nr,
                              const uint64_t args[6])
 {
