@@ -253,8 +253,11 @@ static int handle_status(struct proc *p, struct proc_thread *t, int status, pid_
                 if (is_stop_signal(sig)) {
                         t->group_stop = true;
                         t->group_stop_sig = sig;
-                } else
+                        t->stop_kind = PROC_STOP_GROUP;
+                } else {
                         t->group_stop = false;
+                        t->stop_kind = PROC_STOP_INTERRUPT;
+                }
 
                 if (p->stopping || t->want_stop || t->tid == for_tid) {
                         if (was_interrupted && !t->group_stop)
@@ -270,6 +273,7 @@ static int handle_status(struct proc *p, struct proc_thread *t, int status, pid_
                 pid_t child, tgid = 0;
 
                 t->state = PROC_THREAD_STOPPED;
+                t->stop_kind = PROC_STOP_IN_SYSCALL;
                 t->regs_valid = t->saved_valid = t->regs_dirty = false;
                 if (ptrace(PTRACE_GETEVENTMSG, t->tid, 0, &msg) == 0) {
                         child = (pid_t)msg;
@@ -303,6 +307,7 @@ static int handle_status(struct proc *p, struct proc_thread *t, int status, pid_
                 log_debug("thread %d executed a new program", t->tid);
                 p->execed = true;
                 t->state = PROC_THREAD_STOPPED;
+                t->stop_kind = PROC_STOP_IN_SYSCALL;
                 t->interrupt_sent = false;
                 return 1;
         case 0:
@@ -310,6 +315,7 @@ static int handle_status(struct proc *p, struct proc_thread *t, int status, pid_
         default:
                 /* Events we did not ask for: just go on. */
                 t->state = PROC_THREAD_STOPPED;
+                t->stop_kind = PROC_STOP_IN_SYSCALL;
                 if (p->stopping || t->want_stop)
                         return 1;
                 return resume_raw(p, t, 0) < 0 ? -EIO : 1;
@@ -320,6 +326,7 @@ static int handle_status(struct proc *p, struct proc_thread *t, int status, pid_
                 /* A syscall stop we did not ask for (left from an injection
                  * that was abandoned): keep it if stopping, else go on. */
                 t->state = PROC_THREAD_STOPPED;
+                t->stop_kind = PROC_STOP_IN_SYSCALL;
                 t->regs_valid = t->saved_valid = t->regs_dirty = false;
                 if (p->stopping || t->want_stop)
                         return 1;
@@ -603,7 +610,8 @@ struct reaper_guard {
         struct sigaction old;
 };
 
-static void reaper_arm(struct proc *p, struct reaper_guard *g)
+static void reaper_arm(struct proc *p, const pid_t *tasks, size_t n_tasks,
+                       struct reaper_guard *g)
 {
         struct sigevent sev = {};
         struct sigaction sa = { .sa_handler = reaper_handler };
@@ -616,8 +624,13 @@ static void reaper_arm(struct proc *p, struct reaper_guard *g)
         g->armed = false;
         reaper.n_tids = 0;
         reaper.n_reaped = 0;
-        for (size_t i = 0; i < p->n_threads && i < REAPER_MAX; i++)
+        /* Our threads, and every task of the process: a zombie we still
+         * trace from an earlier attachment must be reaped too. waitid on a
+         * task that is not ours fails harmlessly (ECHILD). */
+        for (size_t i = 0; i < p->n_threads && reaper.n_tids < REAPER_MAX; i++)
                 reaper.tids[reaper.n_tids++] = p->threads[i]->tid;
+        for (size_t i = 0; i < n_tasks && reaper.n_tids < REAPER_MAX; i++)
+                reaper.tids[reaper.n_tids++] = tasks[i];
         /* No SA_RESTART needed: SEIZE restarts by itself (ERESTARTNOINTR). */
         if (sigaction(sig, &sa, &g->old) < 0)
                 return;
@@ -677,7 +690,7 @@ static int seize_pass(struct proc *p, struct errbuf *err)
                 if (proc_thread_by_tid(p, tids[i]))
                         continue;
                 struct reaper_guard g;
-                reaper_arm(p, &g);
+                reaper_arm(p, tids, n, &g);
                 long sr = ptrace(PTRACE_SEIZE, tids[i], 0, (void *)(long)SEIZE_OPTIONS);
                 int serr = errno;
                 reaper_disarm(p, &g);
@@ -782,7 +795,8 @@ int proc_attach(pid_t pid, const struct proc_attach_opts *opts, struct proc **re
                 errbuf_set(err, "cannot open %s: %s", path, strerror(-r));
                 return r;
         }
-        (void)opts;
+        p->stop_timeout_ns = opts && opts->timeout > 0 ? (uint64_t)(opts->timeout * 1e9)
+                                                       : 10ull * 1000000000ull;
         log_debug("attached to pid %d: %zu threads", pid, p->n_threads);
         *ret = TAKE_PTR(p);
         return 0;
@@ -814,7 +828,7 @@ static void gone_message(struct proc *p, struct errbuf *err)
 
 int proc_stop_all(struct proc *p, struct errbuf *err)
 {
-        uint64_t deadline = now_ns() + 10ull * 1000000000ull;
+        uint64_t deadline = now_ns() + p->stop_timeout_ns;
         int r;
 
         if (!p->attached)
@@ -853,8 +867,9 @@ int proc_stop_all(struct proc *p, struct errbuf *err)
                         char st = '?';
                         if (t)
                                 procfs_thread_state(p->pid, t->tid, &st);
-                        errbuf_set(err, "thread %d of pid %d did not stop within 10 s (state: %s)",
-                                   t ? t->tid : 0, p->pid, procfs_state_name(st));
+                        errbuf_set(err, "thread %d of pid %d did not stop within %.1f s (state: %s)",
+                                   t ? t->tid : 0, p->pid, (double)p->stop_timeout_ns / 1e9,
+                                   procfs_state_name(st));
                         r = -ETIMEDOUT;
                         goto fail;
                 }
@@ -920,7 +935,7 @@ int proc_resume_all(struct proc *p, struct errbuf *err)
 
 int proc_stop_thread(struct proc *p, struct proc_thread *t, struct errbuf *err)
 {
-        uint64_t deadline = now_ns() + 10ull * 1000000000ull;
+        uint64_t deadline = now_ns() + p->stop_timeout_ns;
         int r;
 
         if (!p->attached)
@@ -936,8 +951,8 @@ int proc_stop_thread(struct proc *p, struct proc_thread *t, struct errbuf *err)
         while (t->state == PROC_THREAD_RUNNING) {
                 uint64_t now = now_ns();
                 if (now >= deadline) {
-                        errbuf_set(err, "thread %d of pid %d did not stop within 10 s", t->tid,
-                                   p->pid);
+                        errbuf_set(err, "thread %d of pid %d did not stop within %.1f s", t->tid,
+                                   p->pid, (double)p->stop_timeout_ns / 1e9);
                         r = -ETIMEDOUT;
                         goto fail;
                 }
@@ -1042,6 +1057,36 @@ static void sweep_after_exec(struct proc *p)
         log_debug("pid %d: could not let go of every thread after exec", p->pid);
 }
 
+/* A thread we trace that is exiting cannot be detached (it is in no
+ * ptrace-stop); until we reap it, it stays a zombie traced by us, and an
+ * execve of its process waits for it (de_thread). Reap it, waiting a
+ * little for it to finish dying. */
+static void reap_exiting(struct proc *p, pid_t tid)
+{
+        uint64_t deadline = now_ns() + 500000000ull;
+
+        for (;;) {
+                siginfo_t si;
+                pid_t tracer = 0;
+
+                memset(&si, 0, sizeof(si));
+                if (waitid(P_PID, (id_t)tid, &si, WEXITED | WNOHANG | __WALL) < 0)
+                        return; /* not ours (any more) */
+                if (si.si_pid == tid)
+                        return; /* reaped */
+                if (procfs_tracer_pid(p->pid, tid, &tracer) < 0 || tracer != getpid())
+                        return;
+                if (ptrace(PTRACE_DETACH, tid, 0, 0) == 0)
+                        return; /* it was in a stop after all */
+                if (now_ns() > deadline) {
+                        log_debug("thread %d: still dying, left to the kernel", tid);
+                        return;
+                }
+                struct pollfd pfd = { .fd = p->sigchld_fd, .events = POLLIN };
+                poll(&pfd, 1, 5);
+        }
+}
+
 int proc_detach(struct proc *p)
 {
         int r = 0;
@@ -1064,8 +1109,12 @@ int proc_detach(struct proc *p)
                         if (q < 0 && q != -ESRCH && r == 0)
                                 r = q;
                 }
-                if (ptrace(PTRACE_DETACH, t->tid, 0, 0) < 0 && errno != ESRCH && r == 0)
-                        r = -errno;
+                if (ptrace(PTRACE_DETACH, t->tid, 0, 0) < 0) {
+                        if (errno == ESRCH)
+                                reap_exiting(p, t->tid);
+                        else if (r == 0)
+                                r = -errno;
+                }
                 t->state = PROC_THREAD_GONE;
         }
         if (proc_gone(p))

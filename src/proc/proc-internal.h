@@ -22,6 +22,7 @@ struct proc {
         size_t n_threads, cap_threads;
 
         uint64_t syscall_insn; /* address of a syscall instruction, 0 unknown */
+        uint64_t stop_timeout_ns; /* how long stopping may take */
 };
 
 /* Wait for the next event of a thread of `p` and handle it, for at most

@@ -52,6 +52,17 @@ enum proc_thread_state {
         PROC_THREAD_GONE,     /* exited; kept until the next compaction */
 };
 
+/* Where a stopped thread stopped (private to src/proc). Code can be
+ * injected only at an interrupt stop or at the syscall-exit stop our own
+ * injection left: a thread stopped in the middle of a syscall (the clone
+ * event) would finish that syscall on resume, over our registers. */
+enum {
+        PROC_STOP_INTERRUPT,   /* PTRACE_EVENT_STOP, not group-stop */
+        PROC_STOP_GROUP,       /* group-stop */
+        PROC_STOP_IN_SYSCALL,  /* an event inside a syscall (clone, exec) */
+        PROC_STOP_INJECTED,    /* syscall-exit stop left by remote.c */
+};
+
 struct proc_thread {
         pid_t tid;
         enum proc_thread_state state;
@@ -69,12 +80,14 @@ struct proc_thread {
         bool new_thread;      /* auto-attached; initial stop not seen yet */
         bool signal_seen;     /* a signal was delivered since it resumed */
         bool want_stop;       /* proc_stop_thread(): keep its next stop */
+        int stop_kind;        /* PROC_STOP_*, what kind of stop it is in */
 };
 
 /* Options of proc_attach(). */
 struct proc_attach_opts {
-        /* Seconds to wait for the target to settle (threads to report
-         * stops). 0 means 10 s. */
+        /* Seconds proc_stop_all()/proc_stop_thread() wait for threads to
+         * report their stops (a thread in uninterruptible sleep, e.g. a
+         * vfork parent, cannot stop). 0 means 10 s. */
         double timeout;
 };
 

@@ -112,11 +112,17 @@ static struct proc_thread *pick_thread(struct proc *p, struct proc_thread *t, st
                 }
                 return t;
         }
-        for (size_t i = 0; i < p->n_threads; i++) {
-                struct proc_thread *c = p->threads[i];
-                if (c->state == PROC_THREAD_STOPPED && !c->group_stop)
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < p->n_threads; i++) {
+                        struct proc_thread *c = p->threads[i];
+                        if (c->state != PROC_THREAD_STOPPED || c->group_stop)
+                                continue;
+                        /* Prefer one that needs no settling. */
+                        if (pass == 0 && c->stop_kind != PROC_STOP_INTERRUPT &&
+                            c->stop_kind != PROC_STOP_INJECTED)
+                                continue;
                         return c;
-        }
+                }
         for (size_t i = 0; i < p->n_threads; i++)
                 if (p->threads[i]->state == PROC_THREAD_STOPPED) {
                         errbuf_set(err, "pid %d is stopped (%s); send SIGCONT first", p->pid,
@@ -137,6 +143,20 @@ enum inject_wait {
 static bool is_restart_code(int64_t rval)
 {
         return rval == -512 || rval == -513 || rval == -514 || rval == -516;
+}
+
+static bool kill_pending(pid_t pid, pid_t tid)
+{
+        char buf[64];
+        const char *fields[] = { "SigPnd", "ShdPnd" };
+
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                if (procfs_status_field(pid, tid, fields[i], buf, sizeof(buf)) < 0)
+                        return true; /* gone */
+                if (strtoull(buf, NULL, 16) & (1ull << (SIGKILL - 1)))
+                        return true;
+        }
+        return false;
 }
 
 /* Let thread `t` run (PTRACE_SYSCALL) until it reaches a syscall stop of
@@ -201,6 +221,11 @@ static int run_until(struct proc *p, struct proc_thread *t, enum inject_wait wha
                 if (what == WAIT_EXIT && info.op == PTRACE_SYSCALL_INFO_EXIT) {
                         if (is_restart_code(info.exit.rval))
                                 continue; /* a signal interrupted it: it restarts */
+                        /* With a fatal signal pending the kernel skips the
+                         * syscall after the entry stop (-ENOSYS): the
+                         * process is being killed, the result is void. */
+                        if (info.exit.rval == -ENOSYS && kill_pending(p->pid, t->tid))
+                                return -ESRCH;
                         break;
                 }
         }
@@ -244,6 +269,42 @@ static int abandon(struct proc *p, struct proc_thread *t, const struct arch_regs
         return restore(t, regs);
 }
 
+/* A thread stopped in the middle of a syscall (at its clone event) must
+ * first finish it: let it run into the interrupt trap on its way out. */
+static int settle(struct proc *p, struct proc_thread *t, struct errbuf *err)
+{
+        for (int tries = 0; tries < 5; tries++) {
+                uint64_t deadline = now_ns() + 2ull * 1000000000ull;
+                int r;
+
+                if (t->stop_kind == PROC_STOP_INTERRUPT || t->stop_kind == PROC_STOP_INJECTED)
+                        return 0;
+                t->want_stop = true;
+                if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+                        return -errno;
+                t->state = PROC_THREAD_RUNNING;
+                t->regs_valid = t->saved_valid = false;
+                if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0)
+                        return -errno;
+                t->interrupt_sent = true;
+                while (t->state == PROC_THREAD_RUNNING) {
+                        uint64_t now = now_ns();
+                        if (now >= deadline) {
+                                errbuf_set(err, "thread %d of pid %d did not stop", t->tid,
+                                           p->pid);
+                                return -ETIMEDOUT;
+                        }
+                        r = proc_wait_one(p, deadline - now, 0, NULL);
+                        if (r < 0)
+                                return r;
+                }
+                if (t->state == PROC_THREAD_GONE || proc_gone(p))
+                        return -ESRCH;
+        }
+        errbuf_set(err, "thread %d of pid %d does not settle at a safe stop", t->tid, p->pid);
+        return -EAGAIN;
+}
+
 static int prepare(struct proc *p, struct proc_thread **tp, struct arch_regs *ret_orig,
                    uint64_t *ret_insn, struct errbuf *err)
 {
@@ -253,6 +314,9 @@ static int prepare(struct proc *p, struct proc_thread **tp, struct arch_regs *re
 
         t = pick_thread(p, *tp, err, &r);
         if (!t)
+                return r;
+        r = settle(p, t, err);
+        if (r < 0)
                 return r;
         r = find_syscall_insn(p, ret_insn);
         if (r < 0) {
@@ -301,6 +365,7 @@ int proc_syscall(struct proc *p, struct proc_thread *t, long nr, const uint64_t 
         r = restore(t, &orig);
         if (r < 0)
                 return r;
+        t->stop_kind = PROC_STOP_INJECTED;
         *ret = arch_regs_syscall_result(&out);
         return 0;
 }
@@ -349,6 +414,16 @@ int proc_call(struct proc *p, struct proc_thread *t, uint64_t fn, const uint64_t
         r = restore(t, &orig);
         if (r < 0)
                 return r;
+        /* Step over the cancelled syscall to its exit stop, the same safe
+         * place a remote syscall leaves the thread in. */
+        r = run_until(p, t, WAIT_EXIT, arch_regs_pc(&orig), arch_regs_sp(&orig),
+                      SYSCALL_TIMEOUT_NS, &out);
+        if (r < 0)
+                return r;
+        r = restore(t, &orig);
+        if (r < 0)
+                return r;
+        t->stop_kind = PROC_STOP_INJECTED;
         *ret = result;
         return 0;
 }
