@@ -138,8 +138,15 @@ int procfs_objects(const struct procfs_maps *m, struct procfs_object **ret, size
                 /* Anonymous mappings are not objects; bracketed names are. */
                 if (map->path[0] == 0)
                         continue;
-                for (size_t j = 0; j < n; j++)
+                /* The same file mapped again at offset 0 is another copy
+                 * (e.g. a program that mmaps a library to read it): a new
+                 * object, or the first one's base and extent would be
+                 * wrong. The loader maps offset 0 first, so later segments
+                 * join the most recent copy. */
+                for (size_t j = n; j-- > 0;)
                         if (same_object(&objs[j], map)) {
+                                if (map->offset == 0 && map->inode != 0)
+                                        break;
                                 o = &objs[j];
                                 break;
                         }

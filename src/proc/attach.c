@@ -379,7 +379,9 @@ static int reap_pending(struct proc *p, struct proc_thread **ret_t, int *ret_sta
                         return 0;
                 return -errno;
         }
-        if (si.si_pid != 0) {
+        if (si.si_pid == 0)
+                return 0; /* nothing pending for any child or tracee */
+        {
                 struct proc_thread *t = proc_thread_by_tid(p, si.si_pid);
                 if (!t && si.si_code != CLD_EXITED && si.si_code != CLD_KILLED &&
                     si.si_code != CLD_DUMPED)
@@ -402,8 +404,9 @@ static int reap_pending(struct proc *p, struct proc_thread **ret_t, int *ret_sta
                         return 1;
                 }
         }
-        /* Nothing, or the first pending child is not ours (a child of the
-         * tool that exited): look at our threads one by one. */
+        /* The first pending child is not ours (a child of the tool that
+         * exited, left for its owner to reap): look at our threads one by
+         * one. */
         for (size_t i = 0; i < p->n_threads; i++) {
                 struct proc_thread *t = p->threads[i];
 
@@ -671,31 +674,18 @@ static void reaper_disarm(struct proc *p, struct reaper_guard *g)
         g->armed = false;
 }
 
-/* Seize every thread listed in /proc/PID/task that we do not know yet.
- * Returns how many were new. */
-static int seize_pass(struct proc *p, struct errbuf *err)
+/* Seize every thread in `tids` that we do not know yet. Returns how many
+ * were new. */
+static int seize_tids(struct proc *p, const pid_t *tids, size_t n, struct errbuf *err)
 {
-        _cleanup_free_ pid_t *tids = NULL;
-        size_t n = 0;
         int r, added = 0;
 
-        r = procfs_tasks(p->pid, &tids, &n);
-        if (r < 0) {
-                errbuf_set(err, "cannot attach to pid %d: the process exited", p->pid);
-                return -ESRCH;
-        }
         for (size_t i = 0; i < n; i++) {
                 struct proc_thread *t;
 
                 if (proc_thread_by_tid(p, tids[i]))
                         continue;
-                struct reaper_guard g;
-                reaper_arm(p, tids, n, &g);
-                long sr = ptrace(PTRACE_SEIZE, tids[i], 0, (void *)(long)SEIZE_OPTIONS);
-                int serr = errno;
-                reaper_disarm(p, &g);
-                errno = serr;
-                if (sr < 0) {
+                if (ptrace(PTRACE_SEIZE, tids[i], 0, (void *)(long)SEIZE_OPTIONS) < 0) {
                         if (errno == ESRCH)
                                 continue; /* exited meanwhile */
                         if (errno == EPERM) {
@@ -727,6 +717,26 @@ static int seize_pass(struct proc *p, struct errbuf *err)
                 added++;
         }
         return added;
+}
+
+/* Seize every thread listed in /proc/PID/task that we do not know yet,
+ * with the exec-deadlock reaper armed. Returns how many were new. */
+static int seize_pass(struct proc *p, struct errbuf *err)
+{
+        _cleanup_free_ pid_t *tids = NULL;
+        struct reaper_guard g;
+        size_t n = 0;
+        int r;
+
+        r = procfs_tasks(p->pid, &tids, &n);
+        if (r < 0) {
+                errbuf_set(err, "cannot attach to pid %d: the process exited", p->pid);
+                return -ESRCH;
+        }
+        reaper_arm(p, tids, n, &g);
+        r = seize_tids(p, tids, n, err);
+        reaper_disarm(p, &g);
+        return r;
 }
 
 int proc_attach(pid_t pid, const struct proc_attach_opts *opts, struct proc **ret,

@@ -269,6 +269,17 @@ static int abandon(struct proc *p, struct proc_thread *t, const struct arch_regs
         return restore(t, regs);
 }
 
+/* False when the process is dead or dying (a zombie has no memory map). */
+static bool process_alive(struct proc *p)
+{
+        char st = 0;
+
+        if (procfs_thread_state(p->pid, p->pid, &st) < 0)
+                return false;
+        return !kill_pending(p->pid, 0) && st != 'X' &&
+               (st != 'Z' || proc_n_threads(p) > 1);
+}
+
 /* A thread stopped in the middle of a syscall (at its clone event) must
  * first finish it: let it run into the interrupt trap on its way out. */
 static int settle(struct proc *p, struct proc_thread *t, struct errbuf *err)
@@ -319,6 +330,10 @@ static int prepare(struct proc *p, struct proc_thread **tp, struct arch_regs *re
         if (r < 0)
                 return r;
         r = find_syscall_insn(p, ret_insn);
+        if (r < 0 && !process_alive(p)) {
+                errbuf_set(err, "pid %d exited during the operation", p->pid);
+                return -ESRCH;
+        }
         if (r < 0) {
                 errbuf_set(err, "pid %d: found no syscall instruction in its executable memory",
                            p->pid);

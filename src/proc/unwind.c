@@ -30,12 +30,13 @@
  *   the first module, which dangles once a refresh removes that module.
  * - Nothing here symbolises: a stack is a list of pcs.
  *
- * Why a stack ends, in proc_stack.error: 0 when libdw reached a frame
- * whose return address CFI marks undefined (glibc's _start and clone3
- * do this: the outermost frame); -E2BIG at the frame limit; -EFAULT when a
- * read of the stack failed; -ENOENT when a pc lies outside every mapped
- * object (nothing to unwind it with); -EIO for anything else libdw
- * reports (its message goes to reason). */
+ * Why a stack ends, in proc_stack.error: 0 only when the last frame's
+ * CFI marks the caller's return address undefined (glibc's _start and
+ * clone3 do this: the outermost frame), checked here because libdw also
+ * reports success when it merely failed to read the return address;
+ * -E2BIG at the frame limit; -EFAULT when a read of the stack failed;
+ * -ENOENT when a pc lies outside every mapped object (nothing to unwind
+ * it with); -EIO for anything else (libdw's message goes to reason). */
 #include "proc/unwind.h"
 
 #include "base/log.h"
@@ -400,6 +401,51 @@ static int frame_cb(Dwfl_Frame *frame, void *arg)
         return DWARF_CB_OK;
 }
 
+static Dwfl_Module *frame_module(struct proc_unwinder *u, const struct proc_frame *f)
+{
+        /* A return address may be just past its function, and past its
+         * object: look up the call, as libdw does. */
+        return dwfl_addrmodule(u->dwfl, f->pc - (f->activation ? 0 : 1));
+}
+
+/* libdw ends an unwind with success (0) both when the CFI of the last
+ * frame marks the caller's return address undefined, which is how
+ * glibc's _start and clone3 say "outermost frame", and when it merely
+ * could not compute the return address (unreadable stack slot, or a
+ * return address of 0): frame_unwind.c sets PC_UNDEFINED in both cases.
+ * A stack cut short must not pass for a complete one, so ask the CFI of
+ * the last frame ourselves: the first CFI with an entry for the pc
+ * decides, .eh_frame before .debug_frame, as in libdw. */
+static bool ends_at_outermost(struct proc_unwinder *u, const struct proc_frame *f)
+{
+        Dwarf_Addr pc = f->pc - (f->activation ? 0 : 1);
+        Dwfl_Module *mod = frame_module(u, f);
+
+        if (!mod)
+                return false;
+        for (int pass = 0; pass < 2; pass++) {
+                Dwarf_CFI *cfi;
+                Dwarf_Frame *frame = NULL;
+                Dwarf_Op ops_mem[3], *ops = NULL;
+                Dwarf_Addr bias = 0;
+                size_t nops = 0;
+                bool undefined;
+                int ra;
+
+                cfi = pass == 0 ? dwfl_module_eh_cfi(mod, &bias) : dwfl_module_dwarf_cfi(mod, &bias);
+                if (!cfi || dwarf_cfi_addrframe(cfi, pc - bias, &frame) != 0)
+                        continue;
+                ra = dwarf_frame_info(frame, NULL, NULL, NULL);
+                /* "undefined" is nops == 0 with ops == ops_mem (libdw.h);
+                 * ops == NULL would be "same value". */
+                undefined = ra >= 0 && dwarf_frame_register(frame, ra, ops_mem, &ops, &nops) == 0 &&
+                            nops == 0 && ops == ops_mem;
+                free(frame);
+                return undefined;
+        }
+        return false;
+}
+
 static void stack_set_error(struct proc_stack *s, int error, const char *fmt, ...)
         _printf_(3, 4);
 
@@ -446,17 +492,29 @@ int proc_unwind_thread(struct proc_unwinder *u, struct proc_thread *t, size_t ma
                 proc_stack_done(&s);
                 return -ENOMEM;
         }
-        if (r == 0)
-                ; /* reached the outermost frame */
-        else if (u->truncated)
+        if (r == 0) {
+                /* libdw says "done"; believe it only if the CFI agrees. */
+                const struct proc_frame *last = &s.frames[s.n - 1];
+
+                if (ends_at_outermost(u, last))
+                        ;
+                else if (u->read_error < 0)
+                        stack_set_error(&s, u->read_error,
+                                        "cannot read memory at 0x%" PRIx64 " (caller of 0x%" PRIx64
+                                        ")", u->read_error_addr, last->pc);
+                else
+                        stack_set_error(&s, -EIO,
+                                        "no caller for pc 0x%" PRIx64
+                                        ", and its unwind info does not mark the outermost frame",
+                                        last->pc);
+        } else if (u->truncated)
                 stack_set_error(&s, -E2BIG, "more than %zu frames", u->max_frames);
         else if (u->frame_pc_failed)
                 stack_set_error(&s, -EIO, "no pc for frame #%zu", s.n);
         else if (u->read_error < 0)
                 stack_set_error(&s, u->read_error, "cannot read memory at 0x%" PRIx64 ": %s",
                                 u->read_error_addr, strerror(-u->read_error));
-        else if (s.n > 0 && !dwfl_addrmodule(u->dwfl, s.frames[s.n - 1].pc -
-                                                     !s.frames[s.n - 1].activation))
+        else if (s.n > 0 && !frame_module(u, &s.frames[s.n - 1]))
                 stack_set_error(&s, -ENOENT, "pc 0x%" PRIx64 " is not in any mapped object",
                                 s.frames[s.n - 1].pc);
         else {

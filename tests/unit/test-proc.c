@@ -655,6 +655,38 @@ TEST(target_exits_or_execs_midway)
         }
 }
 
+/* Killed from outside in the middle of a stop window: clean errors, and
+ * nothing left traced or stuck. */
+TEST(target_killed_while_stopped)
+{
+        for (int round = 0; round < 20; round++) {
+                pid_t pid = start_victim(V_BLOCKED, 2);
+                _cleanup_(proc_freep) struct proc *p = NULL;
+                struct errbuf e = {};
+                uint64_t v;
+                int r;
+
+                CHECK_OK(proc_attach(pid, NULL, &p, &e));
+                CHECK_OK(proc_stop_all(p, &e));
+                if (round % 2)
+                        CHECK_OK(proc_syscall(p, NULL, SYS_getpid, (uint64_t[6]){ 0 }, &v, &e));
+                kill(pid, SIGKILL);
+                r = proc_syscall(p, NULL, SYS_getpid, (uint64_t[6]){ 0 }, &v, &e);
+                if (r != 0 && r != -ESRCH)
+                        fprintf(stderr, "syscall after kill: %s (%s)\n", strerror(-r), e.msg);
+                CHECK(r == 0 || r == -ESRCH);
+                r = proc_resume_all(p, &e);
+                CHECK(r == 0 || r == -ESRCH);
+                r = proc_stop_all(p, &e);
+                CHECK(r == 0 || r == -ESRCH);
+                proc_free(TAKE_PTR(p));
+                pid_t w = waitpid(pid, NULL, 0);
+                CHECK(w == pid || (w < 0 && errno == ECHILD));
+                CHECK(kill(pid, 0) < 0 && errno == ESRCH);
+                munmap(sh, sizeof(*sh));
+        }
+}
+
 TEST(remote_syscalls_and_memory)
 {
         pid_t pid = start_victim(V_BLOCKED, 2);
