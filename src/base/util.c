@@ -29,7 +29,7 @@ int parse_pid(const char *s, pid_t *ret)
         char *end;
         long v;
 
-        if (!s || !*s || *s == '-' || *s == '+')
+        if (!s || !*s || strspn(s, "0123456789") != strlen(s))
                 return -EINVAL;
         errno = 0;
         v = strtol(s, &end, 10);
@@ -44,7 +44,9 @@ int parse_seconds(const char *s, double *ret)
         char *end;
         double v;
 
-        if (!s || !*s)
+        /* Plain decimal only: strtod would also take blanks, signs,
+         * hexadecimal, exponents, "inf". */
+        if (!s || !*s || strspn(s, "0123456789.") != strlen(s) || !strpbrk(s, "0123456789"))
                 return -EINVAL;
         errno = 0;
         v = strtod(s, &end);
