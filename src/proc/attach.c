@@ -1103,6 +1103,10 @@ int proc_detach(struct proc *p)
 
         if (!p || !p->attached)
                 return 0;
+        /* Detaching resumes every thread: like resuming, it is fast only if
+         * the resumed threads cannot preempt us (see sched.c). */
+        struct proc_sched_saved sched;
+        proc_sched_raise(&sched);
         if (!proc_gone(p) && first_running(p)) {
                 struct errbuf e = {};
                 r = proc_stop_all(p, &e);
@@ -1129,6 +1133,7 @@ int proc_detach(struct proc *p)
         }
         if (proc_gone(p))
                 sweep_after_exec(p);
+        proc_sched_restore(&sched);
         p->attached = false;
         p->stopping = false;
         compact_threads(p);

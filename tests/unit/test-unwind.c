@@ -1,2 +1,667 @@
+/* Tests of src/proc/unwind.c against real processes.
+ *
+ * The victims come from tests/victims (victim-chain at -O0 with frame
+ * pointers, victim-chain-o2 at -O2 without them, victim-n with N
+ * threads); one more victim, whose stack pointer is garbage, is a forked
+ * child of the test itself. Every test attaches, stops, unwinds, resumes
+ * and symbolises with src/elf only after resuming, as the tool does, then
+ * checks the frames by function name, innermost first.
+ *
+ * Per-thread unwind cost (first and warm) is printed as a TAP comment by
+ * the n16_* tests; it is a figure, not a pass/fail bound. */
 #include "tap.h"
+
+#include "base/procfs.h"
+#include "base/util.h"
+#include "elf/elf.h"
+#include "proc/proc.h"
+#include "proc/unwind.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#ifndef VICTIM_DIR
+#define VICTIM_DIR "."
+#endif
+
+/* ---- Victims ------------------------------------------------------------ */
+
+struct victim {
+        pid_t pid;
+        int in_fd;  /* its stdin */
+        int out_fd; /* its stdout */
+};
+
+static const char *victim_dir(void)
+{
+        const char *d = getenv("LIVEUP_VICTIM_DIR");
+
+        return d && *d ? d : VICTIM_DIR;
+}
+
+/* Read the victim's stdout until "ready\n" (10 s at most). */
+static void wait_ready(struct victim *v)
+{
+        char buf[256];
+        size_t len = 0;
+        uint64_t deadline = now_ns() + 10ull * 1000000000ull;
+
+        for (;;) {
+                struct pollfd pfd = { .fd = v->out_fd, .events = POLLIN };
+                int64_t left = (int64_t)(deadline - now_ns());
+                ssize_t n;
+
+                CHECK(left > 0);
+                if (poll(&pfd, 1, (int)(left / 1000000) + 1) <= 0)
+                        continue;
+                n = read(v->out_fd, buf + len, sizeof(buf) - 1 - len);
+                CHECK(n > 0);
+                len += (size_t)n;
+                buf[len] = 0;
+                if (strstr(buf, "ready\n"))
+                        return;
+                CHECK(len < sizeof(buf) - 1);
+        }
+}
+
+static void victim_start(const char *name, char *const args[], struct victim *ret)
+{
+        char path[4096];
+        char *argv[8] = { path };
+        int in[2], out[2];
+        pid_t pid;
+
+        snprintf(path, sizeof(path), "%s/%s", victim_dir(), name);
+        if (access(path, X_OK) < 0) {
+                char why[4200];
+
+                snprintf(why, sizeof(why), "victim %s not built", path);
+                tap_skip(why);
+        }
+        for (size_t i = 0; args && args[i] && i < 6; i++)
+                argv[i + 1] = args[i];
+        CHECK(pipe2(in, O_CLOEXEC) == 0);
+        CHECK(pipe2(out, O_CLOEXEC) == 0);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                /* Dies with the test, even when a check fails first. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                dup2(in[0], STDIN_FILENO);
+                dup2(out[1], STDOUT_FILENO);
+                execv(path, argv);
+                _exit(127);
+        }
+        close(in[0]);
+        close(out[1]);
+        *ret = (struct victim){ .pid = pid, .in_fd = in[1], .out_fd = out[0] };
+        wait_ready(ret);
+}
+
+/* Ask the victim to quit ("quit" on stdin) and check that it exits 0:
+ * it was left running and unharmed. */
+static void victim_quit_ok(struct victim *v)
+{
+        int status = 0;
+
+        CHECK(write(v->in_fd, "quit\n", 5) == 5);
+        CHECK(waitpid(v->pid, &status, 0) == v->pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        close(v->in_fd);
+        close(v->out_fd);
+}
+
+static void victim_kill(struct victim *v)
+{
+        kill(v->pid, SIGKILL);
+        waitpid(v->pid, NULL, 0);
+        close(v->in_fd);
+        close(v->out_fd);
+}
+
+/* ---- Helpers ------------------------------------------------------------ */
+
+static struct proc_thread *thread_named(struct proc *p, const char *name)
+{
+        for (size_t i = 0; i < proc_n_threads(p); i++) {
+                struct proc_thread *t = proc_thread_at(p, i);
+                char buf[64];
+
+                if (procfs_thread_name(proc_pid(p), t->tid, buf, sizeof(buf)) == 0 &&
+                    strcmp(buf, name) == 0)
+                        return t;
+        }
+        return NULL;
+}
+
+/* Symbolised frames of a stack: names[i] is the function of frame i, or
+ * "??" (strings owned by ep). */
+static void symbolise(struct elf_proc *ep, const struct proc_stack *s, const char **names,
+                      const char **objects)
+{
+        for (size_t i = 0; i < s->n; i++) {
+                const struct proc_frame *f = &s->frames[i];
+                struct elf_location loc = {};
+
+                names[i] = "??";
+                objects[i] = "??";
+                if (elf_proc_locate(ep, f->pc - (f->activation ? 0 : 1), &loc) < 0)
+                        continue;
+                if (loc.function)
+                        names[i] = loc.function;
+                if (loc.object)
+                        objects[i] = loc.object;
+        }
+}
+
+static void dump(const char *what, const struct proc_stack *s, const char **names,
+                 const char **objects)
+{
+        printf("# %s (tid %d): %zu frames, error %d%s%s\n", what, (int)s->tid, s->n, s->error,
+               s->error ? ": " : "", s->error ? s->reason : "");
+        for (size_t i = 0; i < s->n; i++)
+                printf("#   #%zu 0x%016llx %s %s%s\n", i, (unsigned long long)s->frames[i].pc,
+                       names[i], objects[i], s->frames[i].activation ? " (activation)" : "");
+}
+
+/* Index of the first frame where want[0..nw) start, consecutively; -1
+ * when not there. */
+static long find_sequence(const char **names, size_t n, const char *const *want, size_t nw)
+{
+        for (size_t i = 0; i + nw <= n; i++) {
+                size_t k = 0;
+
+                while (k < nw && strcmp(names[i + k], want[k]) == 0)
+                        k++;
+                if (k == nw)
+                        return (long)i;
+        }
+        return -1;
+}
+
+/* Frame by frame (struct proc_frame has padding: no memcmp). */
+static bool same_stack(const struct proc_stack *a, const struct proc_stack *b)
+{
+        if (a->n != b->n || a->error != b->error)
+                return false;
+        for (size_t i = 0; i < a->n; i++)
+                if (a->frames[i].pc != b->frames[i].pc ||
+                    a->frames[i].activation != b->frames[i].activation)
+                        return false;
+        return true;
+}
+
+static bool contains(const char **names, size_t n, const char *want)
+{
+        return find_sequence(names, n, &want, 1) >= 0;
+}
+
+/* ---- Known call chains, at -O0 and at -O2 without frame pointers -------- */
+
+static void check_chains(const char *victim_name)
+{
+        static const char *const busy_chain[] = { "chain_c", "chain_b", "chain_a", "busy_main" };
+        static const char *const blocked_chain[] = { "chain_z", "chain_y", "chain_x",
+                                                     "blocked_main" };
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+        _cleanup_(elf_proc_freep) struct elf_proc *ep = NULL;
+        struct proc_stack busy = {}, blocked = {};
+        struct proc_thread *tb, *tk;
+        struct errbuf err = {};
+        const char *bn[256], *bo[256], *kn[256], *ko[256];
+        struct victim v;
+        long i;
+
+        victim_start(victim_name, NULL, &v);
+        CHECK_OK(proc_attach(v.pid, NULL, &p, &err));
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        tb = thread_named(p, "chain-busy");
+        tk = thread_named(p, "chain-blocked");
+        CHECK(tb && tk);
+
+        CHECK_OK(proc_stop_all(p, &err));
+        CHECK_OK(proc_unwind_thread(u, tb, 0, &busy));
+        CHECK_OK(proc_unwind_thread(u, tk, 0, &blocked));
+        CHECK_OK(proc_resume_all(p, &err));
+
+        CHECK_OK(elf_proc_new(v.pid, &ep, &err));
+        CHECK(busy.n > 0 && busy.n <= 256 && blocked.n > 0 && blocked.n <= 256);
+        symbolise(ep, &busy, bn, bo);
+        symbolise(ep, &blocked, kn, ko);
+        dump("chain-busy", &busy, bn, bo);
+        dump("chain-blocked", &blocked, kn, ko);
+
+        /* Busy: spinning in chain_c itself, the chain above it in order,
+         * and the unwind reached the outermost frame (clone3). */
+        CHECK_STREQ(bn[0], "chain_c");
+        CHECK(busy.frames[0].activation);
+        CHECK(find_sequence(bn, busy.n, busy_chain, ELEMENTSOF(busy_chain)) == 0);
+        CHECK(busy.error == 0);
+        CHECK(contains(bn, busy.n, "start_thread"));
+        for (size_t j = 1; j < busy.n; j++)
+                CHECK(!busy.frames[j].activation);
+
+        /* Blocked: innermost frames in libc (read), then the chain. */
+        CHECK(strstr(ko[0], "libc.so") != NULL);
+        i = find_sequence(kn, blocked.n, blocked_chain, ELEMENTSOF(blocked_chain));
+        CHECK(i >= 1);
+        for (long j = 0; j < i; j++)
+                CHECK(strstr(ko[j], "libc.so") != NULL);
+        CHECK(blocked.error == 0);
+        CHECK(contains(kn, blocked.n, "start_thread"));
+
+        proc_stack_done(&busy);
+        proc_stack_done(&blocked);
+        u = (proc_unwinder_free(u), NULL);
+        CHECK_OK(proc_detach(p));
+        victim_quit_ok(&v);
+}
+
+TEST(chains_o0_frame_pointers)
+{
+        check_chains("victim-chain");
+}
+
+TEST(chains_o2_no_frame_pointers)
+{
+        check_chains("victim-chain-o2");
+}
+
+/* ---- Every thread of a 16-thread victim --------------------------------- */
+
+static void check_n16(const char *mode)
+{
+        enum { N = 16 };
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+        _cleanup_(elf_proc_freep) struct elf_proc *ep = NULL;
+        struct proc_stack stacks[N] = {};
+        struct errbuf err = {};
+        char *args[] = { "16", (char *)mode, NULL };
+        uint64_t t0, cold_ns, warm_ns = UINT64_MAX;
+        struct victim v;
+        size_t n;
+
+        victim_start("victim-n", args, &v);
+        CHECK_OK(proc_attach(v.pid, NULL, &p, &err));
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        n = proc_n_threads(p);
+        CHECK(n == N);
+
+        CHECK_OK(proc_stop_all(p, &err));
+        /* Registers are fetched once per stop: fetch them before timing, so
+         * the figure is the unwind alone. */
+        for (size_t i = 0; i < n; i++) {
+                const struct arch_regs *r;
+                CHECK_OK(proc_regs(p, proc_thread_at(p, i), &r));
+        }
+        t0 = now_ns();
+        for (size_t i = 0; i < n; i++)
+                CHECK_OK(proc_unwind_thread(u, proc_thread_at(p, i), 0, &stacks[i]));
+        cold_ns = now_ns() - t0;
+        for (int rep = 0; rep < 5; rep++) {
+                struct proc_stack again[N] = {};
+
+                t0 = now_ns();
+                for (size_t i = 0; i < n; i++)
+                        CHECK_OK(proc_unwind_thread(u, proc_thread_at(p, i), 0, &again[i]));
+                warm_ns = MIN(warm_ns, now_ns() - t0);
+                for (size_t i = 0; i < n; i++) {
+                        /* Same stop, same stack. */
+                        CHECK(same_stack(&again[i], &stacks[i]));
+                        proc_stack_done(&again[i]);
+                }
+        }
+        CHECK_OK(proc_resume_all(p, &err));
+        printf("# unwind of %zu %s threads: first %.1f µs/thread, warm %.1f µs/thread\n", n, mode,
+                       cold_ns / 1000.0 / n, warm_ns / 1000.0 / n);
+
+        CHECK_OK(elf_proc_new(v.pid, &ep, &err));
+        for (size_t i = 0; i < n; i++) {
+                const char *names[256], *objects[256];
+
+                CHECK(stacks[i].n > 0 && stacks[i].n <= 256);
+                symbolise(ep, &stacks[i], names, objects);
+                /* Every thread runs thread_loop, except that the main
+                 * thread prints "ready" just before it enters it, so it
+                 * may still be in main's own code. */
+                const char *want = stacks[i].tid == v.pid ? "main" : "thread_loop";
+
+                if (stacks[i].error != 0 || !contains(names, stacks[i].n, want))
+                        dump("victim-n thread", &stacks[i], names, objects);
+                CHECK(stacks[i].error == 0);
+                CHECK(contains(names, stacks[i].n, want));
+                proc_stack_done(&stacks[i]);
+        }
+        u = (proc_unwinder_free(u), NULL);
+        CHECK_OK(proc_detach(p));
+        victim_kill(&v);
+}
+
+TEST(n16_idle_every_thread_unwinds)
+{
+        check_n16("idle");
+}
+
+TEST(n16_busy_every_thread_unwinds)
+{
+        check_n16("busy");
+}
+
+/* ---- Limits, errors, refresh -------------------------------------------- */
+
+TEST(max_frames_truncates_with_e2big)
+{
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+        struct proc_stack s = {};
+        struct proc_thread *t;
+        struct errbuf err = {};
+        struct victim v;
+
+        victim_start("victim-chain", NULL, &v);
+        CHECK_OK(proc_attach(v.pid, NULL, &p, &err));
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        t = thread_named(p, "chain-busy");
+        CHECK(t);
+        CHECK_OK(proc_stop_all(p, &err));
+        CHECK_OK(proc_unwind_thread(u, t, 2, &s));
+        CHECK_OK(proc_resume_all(p, &err));
+        CHECK(s.n == 2);
+        CHECK(s.error == -E2BIG);
+        CHECK(s.reason[0] != 0);
+        proc_stack_done(&s);
+
+        /* A running thread cannot be unwound. */
+        CHECK_ERR(proc_unwind_thread(u, t, 0, &s), EBUSY);
+
+        u = (proc_unwinder_free(u), NULL);
+        CHECK_OK(proc_detach(p));
+        victim_quit_ok(&v);
+}
+
+TEST(refresh_keeps_unwinding)
+{
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+        struct proc_stack a = {}, b = {};
+        struct proc_thread *t;
+        struct errbuf err = {};
+        uint64_t mapped = 0;
+        struct victim v;
+
+        victim_start("victim-chain-o2", NULL, &v);
+        CHECK_OK(proc_attach(v.pid, NULL, &p, &err));
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        t = thread_named(p, "chain-blocked");
+        CHECK(t);
+        CHECK_OK(proc_stop_all(p, &err));
+        CHECK_OK(proc_unwind_thread(u, t, 0, &a));
+        /* Change the maps (as a patch load does), refresh, unwind again:
+         * the result is the same complete stack. */
+        CHECK_OK(proc_mmap(p, 0, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                           0, &mapped, &err));
+        CHECK_OK(proc_unwinder_refresh(u, &err));
+        CHECK_OK(proc_unwind_thread(u, t, 0, &b));
+        CHECK_OK(proc_munmap(p, mapped, 1 << 16, &err));
+        CHECK_OK(proc_unwinder_refresh(u, &err));
+        CHECK_OK(proc_resume_all(p, &err));
+
+        CHECK(a.error == 0 && b.error == 0);
+        CHECK(a.n > 3);
+        CHECK(same_stack(&a, &b));
+        proc_stack_done(&a);
+        proc_stack_done(&b);
+        u = (proc_unwinder_free(u), NULL);
+        CHECK_OK(proc_detach(p));
+        victim_quit_ok(&v);
+}
+
+/* Victims that no compiler would produce, forked from the test: a second
+ * thread that spins where an unwinder cannot follow it. */
+enum odd_mode {
+        ODD_GARBAGE_STACK, /* stack and frame pointers at unmapped memory */
+        ODD_ANON_CODE,     /* running in anonymous memory (JIT, patch code) */
+        ODD_ANON_CODE_FP,  /* the same, called, with a frame-pointer frame */
+};
+
+#define GARBAGE_SP 0x1000
+
+static atomic_int odd_started;
+static void *odd_code;
+static uint64_t odd_pc; /* where the odd thread loops */
+
+static void *odd_main(void *arg)
+{
+        enum odd_mode mode = (enum odd_mode)(intptr_t)arg;
+
+        atomic_store(&odd_started, 1);
+#if defined(__x86_64__)
+        if (mode == ODD_GARBAGE_STACK)
+                __asm__ volatile("mov %0, %%rsp\n\t"
+                                 "mov %0, %%rbp\n\t"
+                                 "1: jmp 1b\n\t"
+                                 :
+                                 : "i"(GARBAGE_SP)
+                                 : "memory");
+        else if (mode == ODD_ANON_CODE)
+                __asm__ volatile("xor %%ebp, %%ebp\n\t"
+                                 "jmp *%0\n\t"
+                                 :
+                                 : "r"(odd_code)
+                                 : "memory");
+        else
+                __asm__ volatile("call *%0\n\t" : : "r"(odd_code) : "memory");
+#endif
+        return NULL;
+}
+
+/* Fork the odd victim, attach, and stop it once its second thread is in
+ * place (it may be a few instructions short of it at first). */
+static pid_t odd_start(enum odd_mode mode, struct proc **ret_p, struct proc_thread **ret_t)
+{
+        struct errbuf err = {};
+        struct proc *p = NULL;
+        int ready[2];
+        char c;
+        pid_t pid;
+
+#if !defined(__x86_64__)
+        tap_skip("the odd victims are x86-64 assembly");
+#endif
+        if (mode != ODD_GARBAGE_STACK) {
+                /* jmp . */
+                static const uint8_t loop[] = { 0xeb, 0xfe };
+                /* push %rbp; mov %rsp,%rbp; jmp . */
+                static const uint8_t fp_loop[] = { 0x55, 0x48, 0x89, 0xe5, 0xeb, 0xfe };
+
+                odd_code = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                CHECK(odd_code != MAP_FAILED);
+                if (mode == ODD_ANON_CODE)
+                        memcpy(odd_code, loop, sizeof(loop));
+                else
+                        memcpy(odd_code, fp_loop, sizeof(fp_loop));
+                odd_pc = (uint64_t)(uintptr_t)odd_code + (mode == ODD_ANON_CODE ? 0 : 4);
+        }
+        CHECK(pipe2(ready, O_CLOEXEC) == 0);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                pthread_t th;
+
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (pthread_create(&th, NULL, odd_main, (void *)(intptr_t)mode) != 0)
+                        _exit(1);
+                while (!atomic_load(&odd_started))
+                        ;
+                (void)!write(ready[1], "r", 1);
+                for (;;)
+                        pause();
+        }
+        close(ready[1]);
+        CHECK(read(ready[0], &c, 1) == 1);
+        close(ready[0]);
+
+        CHECK_OK(proc_attach(pid, NULL, &p, &err));
+        CHECK(proc_n_threads(p) == 2);
+        for (int tries = 0; tries < 100; tries++) {
+                struct proc_thread *t = proc_thread_at(p, 0)->tid == pid ? proc_thread_at(p, 1)
+                                                                          : proc_thread_at(p, 0);
+                const struct arch_regs *r;
+
+                CHECK_OK(proc_stop_all(p, &err));
+                CHECK_OK(proc_regs(p, t, &r));
+                if (mode == ODD_GARBAGE_STACK ? arch_regs_sp(r) == GARBAGE_SP
+                                              : arch_regs_pc(r) == odd_pc) {
+                        *ret_p = p;
+                        *ret_t = t;
+                        return pid;
+                }
+                CHECK_OK(proc_resume_all(p, &err));
+        }
+        CHECK(!"the odd thread never got in place");
+        return -1;
+}
+
+static void odd_unwind(enum odd_mode mode, struct proc_stack *ret)
+{
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+        struct proc_thread *t = NULL;
+        struct errbuf err = {};
+        pid_t pid;
+
+        pid = odd_start(mode, &p, &t);
+        /* Set up while stopped: fine for a test, and the maps include the
+         * code page. */
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        CHECK_OK(proc_unwind_thread(u, t, 0, ret));
+        CHECK_OK(proc_resume_all(p, &err));
+        u = (proc_unwinder_free(u), NULL);
+        CHECK_OK(proc_detach(p));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+}
+
+/* The unwind must stop with a reason, never invent frames or pass for a
+ * complete stack. (libdw itself reports success here: a failed read of
+ * the return address looks to it like the end of the stack.) */
+TEST(garbage_stack_stops_with_reason)
+{
+        struct proc_stack s = {};
+
+        odd_unwind(ODD_GARBAGE_STACK, &s);
+        printf("# garbage stack: %zu frames, error %d: %s\n", s.n, s.error, s.reason);
+        CHECK(s.n >= 1 && s.n < 4);
+        CHECK(s.error == -EFAULT);
+        CHECK(s.reason[0] != 0);
+        proc_stack_done(&s);
+}
+
+TEST(code_outside_objects_stops_with_reason)
+{
+        struct proc_stack s = {};
+
+        odd_unwind(ODD_ANON_CODE, &s);
+        printf("# anonymous code: %zu frames, error %d: %s\n", s.n, s.error, s.reason);
+        CHECK(s.n >= 1);
+        CHECK(s.frames[0].pc == odd_pc);
+        CHECK(s.error == -ENOENT);
+        CHECK(s.reason[0] != 0);
+        proc_stack_done(&s);
+}
+
+/* libdw unwinds code without CFI by following the frame pointer, and
+ * from the caller on it has CFI again and reaches clone3: libdw reports
+ * a complete stack. A guess is not a reliable unwind: the stack must end
+ * at the frame without CFI. */
+TEST(frame_pointer_guess_is_not_complete)
+{
+        struct proc_stack s = {};
+
+        odd_unwind(ODD_ANON_CODE_FP, &s);
+        printf("# anonymous code with a frame pointer: %zu frames, error %d: %s\n", s.n,
+               s.error, s.reason);
+        CHECK(s.n == 1);
+        CHECK(s.frames[0].pc == odd_pc);
+        CHECK(s.error == -ENOENT);
+        proc_stack_done(&s);
+}
+
+/* ---- The victim keeps running after all this ---------------------------- */
+
+static long thread_utime(pid_t pid, pid_t tid)
+{
+        char path[96];
+        _cleanup_free_ char *buf = NULL;
+        const char *s;
+        long utime = -1;
+
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+        if (read_file_str(path, &buf, NULL) < 0)
+                return -1;
+        s = strrchr(buf, ')');
+        /* After "pid (comm)": state is field 3, utime field 14. */
+        if (!s || sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld", &utime) != 1)
+                return -1;
+        return utime;
+}
+
+TEST(victim_runs_on_after_unwinding)
+{
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+        struct proc_thread *tb;
+        struct errbuf err = {};
+        struct victim v;
+        pid_t busy_tid;
+        long before, after = -1;
+
+        victim_start("victim-chain", NULL, &v);
+        CHECK_OK(proc_attach(v.pid, NULL, &p, &err));
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        tb = thread_named(p, "chain-busy");
+        CHECK(tb);
+        busy_tid = tb->tid;
+        for (int rep = 0; rep < 20; rep++) {
+                CHECK_OK(proc_stop_all(p, &err));
+                for (size_t i = 0; i < proc_n_threads(p); i++) {
+                        struct proc_stack s = {};
+
+                        CHECK_OK(proc_unwind_thread(u, proc_thread_at(p, i), 0, &s));
+                        CHECK(s.error == 0);
+                        proc_stack_done(&s);
+                }
+                CHECK_OK(proc_resume_all(p, &err));
+        }
+        u = (proc_unwinder_free(u), NULL);
+        CHECK_OK(proc_detach(p));
+        p = (proc_free(p), NULL);
+
+        /* The busy thread keeps spinning: its user time grows (250 Hz
+         * ticks here; allow 2 s). */
+        before = thread_utime(v.pid, busy_tid);
+        CHECK(before >= 0);
+        for (uint64_t end = now_ns() + 2000000000ull; now_ns() < end;) {
+                struct timespec ts = { .tv_nsec = 10000000 };
+
+                after = thread_utime(v.pid, busy_tid);
+                if (after > before)
+                        break;
+                nanosleep(&ts, NULL);
+        }
+        CHECK(after > before);
+        /* And the main thread still answers. */
+        victim_quit_ok(&v);
+}
+
 TAP_MAIN()

@@ -1,0 +1,35 @@
+/* What the verbs of the liveup command share: exit statuses, the entry
+ * point of each verb (one file per verb: stacks.c, ...) and small helpers
+ * for option parsing and messages. */
+#pragma once
+
+#include "base/macro.h"
+
+#include <getopt.h>
+#include <stdio.h>
+
+/* Exit statuses (DESIGN.md: the contract tests and docs rely on). */
+enum {
+        EXIT_OK = 0,
+        EXIT_REFUSED = 1, /* refused or failed safely: the target is as it was */
+        EXIT_USAGE = 2,   /* bad usage or bad input */
+};
+
+/* A verb gets argv with argv[0] = its own name, and returns an exit
+ * status. Its usage goes to `f` (stdout for --help, never stderr). */
+struct verb {
+        const char *name;
+        const char *summary;
+        int (*run)(int argc, char **argv);
+        void (*usage)(FILE *f);
+};
+
+int verb_stacks(int argc, char **argv);
+void verb_stacks_usage(FILE *f);
+
+/* Report a getopt_long() failure (called with opterr = 0, on '?' or ':')
+ * as one line, naming the verb, and return EXIT_USAGE. */
+int cli_bad_option(const char *verb, int c, char **argv);
+
+/* strerror(-r) starting lowercase, as messages do ("no such process"). */
+const char *cli_strerror(int r);
