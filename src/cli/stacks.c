@@ -47,6 +47,7 @@ struct thread_info {
         char state;       /* /proc state letter, 0 when unknown */
         bool gone;        /* exited before its state could be read */
         int unwind_r;     /* < 0: the thread could not be unwound at all */
+        bool unborn;      /* created during the stop, has not run yet */
         struct proc_stack stack;
 };
 
@@ -178,6 +179,7 @@ static int unwind_all(struct proc *p, struct proc_unwinder *u, const struct stac
                         if (!t || t->state == PROC_THREAD_GONE)
                                 continue;
                         ti->tid = t->tid;
+                        ti->unborn = t->unborn;
                         ti->unwind_r = proc_unwind_thread(u, t, o->max_frames, &ti->stack);
                         snap->n++;
                 }
@@ -232,7 +234,14 @@ static int take_snapshot(pid_t pid, const struct stacks_opts *o, struct snapshot
 
         r = proc_unwinder_new(p, &u, &err);
         if (r < 0) {
-                log_failure(&err, r, "cannot unwind", pid);
+                /* Most often the process exited or exec'd meanwhile: say
+                 * that rather than what it did to reading its maps. */
+                (void)proc_wait_events(p, 0);
+                if (proc_gone(p) || kill(pid, 0) < 0)
+                        log_error("pid %d %s during the operation", (int)pid,
+                                  proc_gone_reason(p) ? proc_gone_reason(p) : "exited");
+                else
+                        log_failure(&err, r, "cannot unwind", pid);
                 goto out_detach;
         }
 
@@ -242,10 +251,10 @@ out_detach:
         /* The unwinder reads through p: free it first. */
         u = (proc_unwinder_free(u), NULL);
         q = proc_detach(p);
-        if (q < 0) {
+        if (q < 0 && r >= 0) {
+                /* One line per failure: only when nothing failed before. */
                 log_error("cannot detach from pid %d cleanly: %s", (int)pid, cli_strerror(q));
-                if (r >= 0)
-                        r = q;
+                r = q;
         }
         p = (proc_free(p), NULL);
 out:
@@ -366,7 +375,9 @@ static void print_text(const struct snapshot *snap, struct elf_proc *ep)
                         printf("  #%-2zu 0x%016" PRIx64 "  %s  %s\n", j, f->pc, fn,
                                sym.have_object ? sym.object : "[unknown]");
                 }
-                if (t->stack.error != 0)
+                if (t->unborn)
+                        printf("  (new thread, created while stopping; has not run yet)\n");
+                else if (t->stack.error != 0)
                         printf("  (unwind stopped: %s)\n", t->stack.reason);
         }
 }
@@ -440,6 +451,7 @@ static int print_json(const struct snapshot *snap, struct elf_proc *ep)
                 }
                 json_object_object_add(jt, "frames", frames);
                 json_object_object_add(jt, "complete", json_object_new_boolean(complete));
+                json_object_object_add(jt, "new_thread", json_object_new_boolean(t->unborn));
                 json_object_object_add(jt, "unwind_error",
                                        complete ? NULL
                                        : t->unwind_r < 0 ? json_object_new_string(unwind_failure(t))

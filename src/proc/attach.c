@@ -87,6 +87,11 @@ bool proc_gone(const struct proc *p)
         return p->exited || p->execed;
 }
 
+const char *proc_gone_reason(const struct proc *p)
+{
+        return p->execed ? "executed a new program" : p->exited ? "exited" : NULL;
+}
+
 struct proc_thread *proc_add_thread(struct proc *p, pid_t tid)
 {
         struct proc_thread *t;
@@ -174,6 +179,7 @@ static int resume_raw(struct proc *p, struct proc_thread *t, int sig)
         t->regs_valid = false;
         t->saved_valid = false;
         t->regs_dirty = false;
+        t->unborn = false;
         return 0;
 }
 
@@ -247,6 +253,7 @@ static int handle_status(struct proc *p, struct proc_thread *t, int status, pid_
                 bool was_interrupted = t->interrupt_sent;
 
                 t->interrupt_sent = false;
+                t->unborn = t->new_thread;
                 t->new_thread = false;
                 t->state = PROC_THREAD_STOPPED;
                 t->regs_valid = t->saved_valid = t->regs_dirty = false;

@@ -74,6 +74,10 @@ struct proc_thread {
         struct arch_regs saved_regs; /* as found at this stop (for restore) */
         bool saved_valid;
         uint64_t stopped_ns;  /* when it was seen stopped (monotonic) */
+        /* Attached at birth and stopped before running any code of its
+         * own: its stack is only the clone frame (no CFI there), and it
+         * cannot be inside any function yet. Cleared when it resumes. */
+        bool unborn;
 
         /* Private to src/proc. */
         bool interrupt_sent;  /* PTRACE_INTERRUPT sent, its stop not seen */
@@ -110,6 +114,8 @@ int proc_resume_thread(struct proc *p, struct proc_thread *t, struct errbuf *err
 /* True when the process executed a new program (execve) or exited
  * while attached: the operation must be abandoned. */
 bool proc_gone(const struct proc *p);
+/* "exited" or "executed a new program" when proc_gone(), else NULL. */
+const char *proc_gone_reason(const struct proc *p);
 
 /* Serve events (clones, signals, exits, group-stop changes) of running
  * threads for up to `timeout_ns` (0: only what is pending now). Returns
