@@ -442,6 +442,44 @@ TEST(attach_detach_1000_times_unnoticed)
         stop_victim(pid);
 }
 
+TEST(stop_and_resume_one_thread)
+{
+        pid_t pid = start_victim(V_BLOCKED, 3);
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        struct errbuf e = {};
+        char st = 0;
+
+        CHECK_OK(proc_attach(pid, NULL, &p, &e));
+        for (size_t i = 0; i < proc_n_threads(p); i++) {
+                struct proc_thread *t = proc_thread_at(p, i);
+                const struct arch_regs *r;
+
+                CHECK_OK(proc_stop_thread(p, t, &e));
+                CHECK(t->state == PROC_THREAD_STOPPED);
+                CHECK_OK(proc_regs(p, t, &r));
+                /* Only this one is stopped: the others go on. */
+                for (size_t j = 0; j < proc_n_threads(p); j++) {
+                        struct proc_thread *o = proc_thread_at(p, j);
+                        CHECK_OK(procfs_thread_state(pid, o->tid, &st));
+                        CHECK((st == 't') == (o == t));
+                }
+                long pr = atomic_load(&sh->progress);
+                CHECK_OK(proc_wait_events(p, 5000000));
+                CHECK(atomic_load(&sh->progress) > pr);
+                CHECK_OK(procfs_thread_state(pid, t->tid, &st));
+                CHECK(st == 't');
+                CHECK_OK(proc_resume_thread(p, t, &e));
+                CHECK(t->state == PROC_THREAD_RUNNING);
+        }
+        CHECK_OK(proc_detach(p));
+        CHECK(write(sh->pipe_w, "x", 1) == 1);
+        for (int i = 0; i < 5000 && atomic_load(&sh->read_done) == 0; i++)
+                usleep(1000);
+        CHECK(atomic_load(&sh->read_done) == 1);
+        CHECK(atomic_load(&sh->eintr) == 0);
+        stop_victim(pid);
+}
+
 TEST(threads_created_while_attached_are_caught)
 {
         pid_t pid = start_victim(V_CHURN, 1);
