@@ -34,8 +34,10 @@
  * exit status is reaped here (the kernel reports it once, to the tracer).
  *
  * While attached, the calling thread blocks SIGCHLD (to wait on it with a
- * signalfd); proc_free() restores the previous mask. One `struct proc` is
- * used by one thread of the tool. */
+ * signalfd); proc_free() restores the previous mask. While seizing,
+ * proc_attach() briefly installs a handler for SIGRTMAX-1 with a timer
+ * (see "the exec deadlock" in attach.c) and restores the old one. One
+ * `struct proc` is used by one thread of the tool. */
 #pragma once
 
 #include "arch/arch.h"

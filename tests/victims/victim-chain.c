@@ -99,23 +99,6 @@ static void *blocked_main(void *arg)
         return NULL;
 }
 
-/* True when thread `tid` sits in a syscall (see victim-threads.c). */
-static bool in_syscall(pid_t tid)
-{
-        char path[64], buf[128] = {};
-        FILE *f;
-        long nr;
-        bool ok;
-
-        snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
-        f = fopen(path, "re");
-        if (!f)
-                return false;
-        ok = fgets(buf, sizeof(buf), f) && sscanf(buf, "%ld", &nr) == 1 && nr >= 0;
-        fclose(f);
-        return ok;
-}
-
 int main(int argc, char **argv)
 {
         pthread_t t;
@@ -140,7 +123,7 @@ int main(int argc, char **argv)
         /* No event says "entered read()": poll, bounded (about 10 s). */
         for (int tries = 0; tries < 10000; tries++) {
                 pid_t tid = atomic_load(&blocked_tid);
-                if (atomic_load(&busy_in_place) && tid != 0 && in_syscall(tid))
+                if (atomic_load(&busy_in_place) && tid != 0 && victim_in_syscall(tid))
                         break;
                 struct timespec ts = { .tv_nsec = 1000000 };
                 nanosleep(&ts, NULL);

@@ -178,3 +178,19 @@ unsigned long victim_count_threads(void)
         closedir(d);
         return n;
 }
+
+bool victim_in_syscall(int tid)
+{
+        char path[64], buf[128] = {};
+        FILE *f;
+        long nr;
+        bool ok;
+
+        snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+        f = fopen(path, "re");
+        if (!f)
+                return false;
+        ok = fgets(buf, sizeof(buf), f) && sscanf(buf, "%ld", &nr) == 1 && nr >= 0;
+        fclose(f);
+        return ok;
+}

@@ -57,3 +57,9 @@ enum victim_end victim_control_loop(victim_command_fn fn, void *userdata, atomic
 
 /* Number of threads of this process (entries of /proc/self/task). */
 unsigned long victim_count_threads(void);
+
+/* True when thread `tid` of this process sits in a syscall: the first
+ * field of /proc/self/task/TID/syscall is the syscall number ("running"
+ * or -1 otherwise). Victims use it to say "ready" only once their blocked
+ * threads really block. */
+bool victim_in_syscall(int tid);

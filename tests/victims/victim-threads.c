@@ -235,32 +235,13 @@ static void *churn_main(void *arg)
         return NULL;
 }
 
-/* True when thread `tid` of this process sits in a syscall: the first
- * field of /proc/self/task/TID/syscall is the syscall number ("running"
- * or -1 otherwise). */
-static bool parked_in_syscall(pid_t tid)
-{
-        char path[64], buf[128] = {};
-        FILE *f;
-        long nr;
-        bool ok;
-
-        snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
-        f = fopen(path, "re");
-        if (!f)
-                return false;
-        ok = fgets(buf, sizeof(buf), f) && sscanf(buf, "%ld", &nr) == 1 && nr >= 0;
-        fclose(f);
-        return ok;
-}
-
 static void wait_parked(unsigned n_blocked)
 {
         for (unsigned i = 0; i < n_blocked; i++) {
                 /* No event tells us a thread entered its syscall; poll
                  * /proc, bounded (about 10 s). */
                 for (int tries = 0; tries < 10000; tries++) {
-                        if (blocked_tids[i] != 0 && parked_in_syscall(blocked_tids[i]))
+                        if (blocked_tids[i] != 0 && victim_in_syscall(blocked_tids[i]))
                                 break;
                         struct timespec ts = { .tv_nsec = 1000000 };
                         nanosleep(&ts, NULL);
