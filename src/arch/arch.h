@@ -127,3 +127,29 @@ int arch_decode(const uint8_t *code, size_t size, uint64_t addr, struct arch_ins
  * on undecodable bytes, -ENODATA if `size` ends before `min_bytes`. */
 int arch_decode_prologue(const uint8_t *code, size_t size, uint64_t addr, size_t min_bytes,
                          struct arch_insn *ret, size_t max, size_t *ret_n);
+
+/* ---- Relocations (of the ISA's ELF relocatable objects) ----------------- */
+
+enum arch_reloc_kind {
+        ARCH_RELOC_NONE,        /* nothing to do */
+        ARCH_RELOC_DIRECT,      /* V = S + A (absolute or pc-relative) */
+        ARCH_RELOC_BRANCH,      /* a call/jump: V = S + A, or the address of a
+                                 * stub that jumps to S when S is out of reach */
+        ARCH_RELOC_GOT,         /* V = address of a slot holding S, + A */
+        ARCH_RELOC_TLS,         /* thread-local storage: not supported */
+        ARCH_RELOC_UNSUPPORTED,
+};
+
+/* What relocation `type` needs. */
+enum arch_reloc_kind arch_reloc_classify(uint32_t type);
+/* Its name, for messages ("R_X86_64_PC32"). */
+const char *arch_reloc_name(uint32_t type);
+/* Write the relocation of `type` at `loc` (the place, which will live at
+ * address `place`) for the value V computed as arch_reloc_classify() says.
+ * pc-relative types subtract `place` themselves. -ERANGE when the result
+ * does not fit the field; -EOPNOTSUPP for types it cannot apply. */
+int arch_reloc_apply(uint32_t type, uint8_t *loc, uint64_t place, uint64_t value);
+/* Bytes the relocation of `type` writes (0 for none). */
+size_t arch_reloc_width(uint32_t type);
+/* Size of the stub arch_encode_jump_abs() writes, for far branches. */
+size_t arch_stub_size(void);

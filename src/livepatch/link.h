@@ -1,0 +1,57 @@
+/* Linking a patch object for a place in another process, without that
+ * process's help: lay out its allocated sections, resolve its symbols
+ * (its own, and through a callback the target's), apply its relocations,
+ * and give far references a slot (GOT) or a stub, all inside one image
+ * that the caller copies into the target at `base`.
+ *
+ * Layout of the image (page-aligned parts, so the caller can map the code
+ * r-x and the rest rw-):
+ *
+ *     [0, text_size)           executable sections, then branch stubs
+ *     [text_size, size)        read-only and writable data, .bss (zeroed),
+ *                              then GOT slots
+ *
+ * Nothing here touches a process: linking is a pure function of the
+ * object, `base` and the resolver, and is unit-tested by linking a patch
+ * into the test process itself. */
+#pragma once
+
+#include "base/macro.h"
+#include "base/util.h"
+
+/* Resolve an undefined symbol of the object to an absolute address in the
+ * target. Return -ENOENT (with a message) when it does not exist. */
+typedef int (*lp_resolve_fn)(void *userdata, const char *name, uint64_t *ret_addr,
+                             struct errbuf *err);
+
+struct lp_image {
+        uint8_t *buf;       /* size bytes */
+        size_t size;        /* multiple of the page size */
+        size_t text_size;   /* multiple of the page size */
+        uint64_t base;
+        /* The object's defined function and object symbols, linked. */
+        struct lp_image_sym {
+                char *name;
+                uint64_t addr;
+                uint64_t size;
+                bool func;
+                bool local;
+        } *syms;
+        size_t n_syms;
+        size_t n_stubs, n_got; /* far branches and GOT slots created */
+};
+
+/* Upper bound of the image size for this object (to reserve the address
+ * range before the final base is known). */
+int lp_link_size(const void *elf_image, size_t elf_size, size_t *ret_size, struct errbuf *err);
+
+/* Link the ET_REL object in elf_image for `base`. */
+int lp_link(const void *elf_image, size_t elf_size, uint64_t base, lp_resolve_fn resolve,
+            void *userdata, struct lp_image **ret, struct errbuf *err);
+
+/* Address of a defined symbol of the linked object; -ENOENT if none. */
+int lp_image_lookup(const struct lp_image *img, const char *name, uint64_t *ret_addr,
+                    uint64_t *ret_size);
+
+void lp_image_free(struct lp_image *img);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct lp_image *, lp_image_free);
