@@ -1,0 +1,232 @@
+/* The registry inside a patched process; see registry.h. */
+#include "livepatch/registry.h"
+#include "base/procfs.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+static bool is_registry_map(const struct procfs_map *m)
+{
+        return strcmp(m->path, "/memfd:" LP_REG_NAME) == 0 && (m->perms & PROCFS_PERM_SHARED) &&
+               (m->perms & PROCFS_PERM_W) && m->offset == 0;
+}
+
+static int find_mapping(pid_t pid, uint64_t *ret_addr, uint64_t *ret_size)
+{
+        struct procfs_maps maps = {};
+        int r;
+
+        r = procfs_maps_read(pid, &maps);
+        if (r < 0)
+                return r;
+        *ret_addr = 0;
+        *ret_size = 0;
+        for (size_t i = 0; i < maps.n; i++)
+                if (is_registry_map(&maps.maps[i])) {
+                        *ret_addr = maps.maps[i].start;
+                        *ret_size = maps.maps[i].end - maps.maps[i].start;
+                        break;
+                }
+        procfs_maps_done(&maps);
+        return 0;
+}
+
+static int validate(struct lp_registry *reg, pid_t pid, struct errbuf *err)
+{
+        const struct lp_reg_header *h = &reg->hdr;
+
+        if (memcmp(h->magic, LP_REG_MAGIC, 8) != 0 || h->version != LP_REG_VERSION ||
+            h->header_size != sizeof(struct lp_reg_header) ||
+            h->patch_size != sizeof(struct lp_reg_patch) ||
+            h->func_size != sizeof(struct lp_reg_func) || h->n_patches > LP_REG_MAX_PATCHES ||
+            h->n_funcs > LP_REG_MAX_FUNCS) {
+                errbuf_set(err, "pid %d: its liveup registry is corrupt or of another version",
+                           pid);
+                return -EBADMSG;
+        }
+        for (uint32_t i = 0; i < h->n_patches; i++) {
+                struct lp_reg_patch *pt = &reg->patches[i];
+                if (pt->first_func > h->n_funcs || pt->n_funcs > h->n_funcs - pt->first_func ||
+                    pt->build_id_len > LP_BUILD_ID_MAX) {
+                        errbuf_set(err, "pid %d: its liveup registry is corrupt (patch %u)", pid,
+                                   i);
+                        return -EBADMSG;
+                }
+                pt->id[sizeof(pt->id) - 1] = 0;
+                pt->name[sizeof(pt->name) - 1] = 0;
+                pt->target[sizeof(pt->target) - 1] = 0;
+        }
+        for (uint32_t i = 0; i < h->n_funcs; i++) {
+                reg->funcs[i].name[sizeof(reg->funcs[i].name) - 1] = 0;
+                if (reg->funcs[i].saved_len > LP_ENTRY_BYTES) {
+                        errbuf_set(err, "pid %d: its liveup registry is corrupt (function %u)",
+                                   pid, i);
+                        return -EBADMSG;
+                }
+        }
+        return 0;
+}
+
+static int read_remote(pid_t pid, uint64_t addr, void *buf, size_t size)
+{
+        struct iovec local = { buf, size };
+        struct iovec remote = { (void *)(uintptr_t)addr, size };
+        ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+
+        if (n < 0)
+                return -errno;
+        return (size_t)n == size ? 0 : -EFAULT;
+}
+
+static int load_with(pid_t pid, struct proc *p, struct lp_registry *reg, struct errbuf *err)
+{
+        uint64_t addr, size;
+        int r;
+
+        memset(reg, 0, sizeof(*reg));
+        r = find_mapping(pid, &addr, &size);
+        if (r < 0) {
+                errbuf_set(err, "cannot read the memory map of pid %d: %s", pid, strerror(-r));
+                return r;
+        }
+        if (addr == 0)
+                return 0;
+        if (size < LP_REG_SIZE) {
+                errbuf_set(err, "pid %d: its liveup registry is too small", pid);
+                return -EBADMSG;
+        }
+        uint8_t *buf = (uint8_t *)&reg->hdr;
+        /* hdr, patches and funcs are laid out in struct lp_registry exactly
+         * as in the mapping. */
+        _Static_assert(offsetof(struct lp_registry, patches) ==
+                               offsetof(struct lp_registry, hdr) + sizeof(struct lp_reg_header),
+                       "registry layout");
+        _Static_assert(offsetof(struct lp_registry, funcs) ==
+                               offsetof(struct lp_registry, patches) +
+                                       LP_REG_MAX_PATCHES * sizeof(struct lp_reg_patch),
+                       "registry layout");
+        r = p ? proc_read(p, addr, buf, LP_REG_SIZE) : read_remote(pid, addr, buf, LP_REG_SIZE);
+        if (r < 0) {
+                errbuf_set(err, "cannot read the liveup registry of pid %d: %s", pid,
+                           strerror(-r));
+                return r;
+        }
+        r = validate(reg, pid, err);
+        if (r < 0)
+                return r;
+        reg->addr = addr;
+        reg->size = size;
+        return 0;
+}
+
+int lp_registry_read(pid_t pid, struct lp_registry *ret, struct errbuf *err)
+{
+        return load_with(pid, NULL, ret, err);
+}
+
+int lp_registry_load(struct proc *p, struct lp_registry *ret, struct errbuf *err)
+{
+        return load_with(proc_pid(p), p, ret, err);
+}
+
+static int remote_call_ok(struct proc *p, long nr, uint64_t a0, uint64_t a1, uint64_t a2,
+                          uint64_t *ret, struct errbuf *err)
+{
+        uint64_t args[6] = { a0, a1, a2, 0, 0, 0 };
+        uint64_t v;
+        int r;
+
+        r = proc_syscall(p, NULL, nr, args, &v, err);
+        if (r < 0)
+                return r;
+        if ((int64_t)v < 0 && (int64_t)v > -4096) {
+                errbuf_set(err, "pid %d: syscall %ld failed: %s", proc_pid(p), nr,
+                           strerror((int)-(int64_t)v));
+                return (int)(int64_t)v;
+        }
+        if (ret)
+                *ret = v;
+        return 0;
+}
+
+int lp_registry_create(struct proc *p, struct lp_registry *reg, struct errbuf *err)
+{
+        static const char name[] = LP_REG_NAME;
+        uint64_t scratch = 0, fd = 0, addr = 0;
+        size_t size = ALIGN_UP(LP_REG_SIZE, (size_t)4096);
+        int r;
+
+        /* The memfd's name must be in the target's memory. */
+        r = proc_mmap(p, 0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0,
+                      &scratch, err);
+        if (r < 0)
+                return r;
+        r = proc_write(p, scratch, name, sizeof(name));
+        if (r < 0)
+                goto err_scratch;
+        r = remote_call_ok(p, SYS_memfd_create, scratch, MFD_CLOEXEC, 0, &fd, err);
+        if (r < 0)
+                goto err_scratch;
+        r = remote_call_ok(p, SYS_ftruncate, fd, size, 0, NULL, err);
+        if (r < 0)
+                goto err_fd;
+        r = proc_mmap(p, 0, size, PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0, &addr, err);
+        if (r < 0)
+                goto err_fd;
+        (void)remote_call_ok(p, SYS_close, fd, 0, 0, NULL, NULL);
+        (void)proc_munmap(p, scratch, 4096, NULL);
+
+        memset(reg, 0, sizeof(*reg));
+        memcpy(reg->hdr.magic, LP_REG_MAGIC, 8);
+        reg->hdr.version = LP_REG_VERSION;
+        reg->hdr.header_size = sizeof(struct lp_reg_header);
+        reg->hdr.patch_size = sizeof(struct lp_reg_patch);
+        reg->hdr.func_size = sizeof(struct lp_reg_func);
+        reg->addr = addr;
+        reg->size = size;
+        r = lp_registry_store(p, reg, err);
+        if (r < 0) {
+                (void)proc_munmap(p, addr, size, NULL);
+                reg->addr = 0;
+                return r;
+        }
+        return 0;
+
+err_fd:
+        (void)remote_call_ok(p, SYS_close, fd, 0, 0, NULL, NULL);
+err_scratch:
+        (void)proc_munmap(p, scratch, 4096, NULL);
+        return r;
+}
+
+int lp_registry_store(struct proc *p, struct lp_registry *reg, struct errbuf *err)
+{
+        int r;
+
+        if (!reg->addr)
+                return -ENOENT;
+        reg->hdr.generation++;
+        r = proc_write(p, reg->addr, &reg->hdr, LP_REG_SIZE);
+        if (r < 0)
+                errbuf_set(err, "cannot write the liveup registry of pid %d: %s", proc_pid(p),
+                           strerror(-r));
+        return r;
+}
+
+const struct lp_reg_func *lp_registry_func_at(const struct lp_registry *reg, uint64_t addr)
+{
+        for (uint32_t i = reg->hdr.n_funcs; i-- > 0;)
+                if (reg->funcs[i].addr == addr)
+                        return &reg->funcs[i];
+        return NULL;
+}
+
+int lp_registry_find(const struct lp_registry *reg, const char *id)
+{
+        for (uint32_t i = 0; i < reg->hdr.n_patches; i++)
+                if (strcmp(reg->patches[i].id, id) == 0)
+                        return (int)i;
+        return -ENOENT;
+}

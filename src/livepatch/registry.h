@@ -1,0 +1,101 @@
+/* The registry inside a patched process: which patches are applied, in
+ * order, where their code lives, and the bytes each jump replaced.
+ *
+ * It lives in the target, in a shared mapping of a memfd named "liveup"
+ * (shown in /proc/PID/maps as "/memfd:liveup (deleted)"), so the process
+ * itself is the truth: `liveup patches`, `revert` and a second liveup all
+ * read it there. It is created on the first apply (remote memfd_create,
+ * ftruncate, mmap, close) and never unmapped. The tool reads and writes it
+ * through proc_read()/proc_write(), and changes it only while every thread
+ * of the target is stopped by us (ptrace admits one tracer at a time, so
+ * two liveups never write it at once).
+ *
+ * Layout (fixed-size records, little-endian, versioned):
+ *     struct lp_reg_header
+ *     struct lp_reg_patch[LP_REG_MAX_PATCHES]   (first n_patches in order)
+ *     struct lp_reg_func[LP_REG_MAX_FUNCS]      (first n_funcs used)
+ * A patch owns funcs [first_func, first_func + n_funcs). */
+#pragma once
+
+#include "base/macro.h"
+#include "base/util.h"
+#include "livepatch/format.h"
+#include "proc/proc.h"
+
+#define LP_REG_MAGIC "LIVEUPRG"
+#define LP_REG_VERSION 1
+#define LP_REG_MAX_PATCHES 64
+#define LP_REG_MAX_FUNCS 1024
+#define LP_REG_NAME "liveup"
+
+struct lp_reg_header {
+        char magic[8];
+        uint32_t version;
+        uint32_t header_size;
+        uint32_t patch_size;
+        uint32_t func_size;
+        uint32_t n_patches;
+        uint32_t n_funcs;
+        uint64_t generation; /* incremented by every change */
+        uint8_t reserved[24];
+};
+
+struct lp_reg_patch {
+        char id[96];
+        char name[64];
+        char target[256];
+        uint8_t build_id[LP_BUILD_ID_MAX];
+        uint32_t build_id_len;
+        uint32_t flags;
+        uint64_t base;       /* patch image in the target */
+        uint64_t size;
+        uint64_t text_size;
+        uint64_t applied_at; /* seconds since the epoch */
+        uint32_t first_func;
+        uint32_t n_funcs;
+        uint8_t reserved[48];
+};
+
+struct lp_reg_func {
+        char name[128];
+        uint64_t addr;       /* entry of the old function in the target */
+        uint64_t size;
+        uint64_t new_addr;   /* its replacement */
+        uint64_t jump_at;    /* where the jump was written (after endbr64) */
+        uint32_t saved_len;  /* bytes replaced by the jump */
+        uint8_t saved[LP_ENTRY_BYTES]; /* what was there before */
+        uint8_t reserved[12];
+};
+
+struct lp_registry {
+        uint64_t addr;       /* mapping in the target; 0 when absent */
+        uint64_t size;
+        struct lp_reg_header hdr;
+        struct lp_reg_patch patches[LP_REG_MAX_PATCHES];
+        struct lp_reg_func funcs[LP_REG_MAX_FUNCS];
+};
+
+#define LP_REG_SIZE                                                            \
+        (sizeof(struct lp_reg_header) +                                        \
+         LP_REG_MAX_PATCHES * sizeof(struct lp_reg_patch) +                    \
+         LP_REG_MAX_FUNCS * sizeof(struct lp_reg_func))
+
+/* Find the registry mapping of `pid` (no attach needed: reads maps and
+ * memory). *ret is zeroed with addr 0 when the process has none. -EBADMSG
+ * when it exists but does not parse. */
+int lp_registry_read(pid_t pid, struct lp_registry *ret, struct errbuf *err);
+
+/* Same, through an attached proc. */
+int lp_registry_load(struct proc *p, struct lp_registry *ret, struct errbuf *err);
+
+/* Create the mapping in a stopped process (remote syscalls). */
+int lp_registry_create(struct proc *p, struct lp_registry *reg, struct errbuf *err);
+
+/* Write the whole registry back (threads stopped). */
+int lp_registry_store(struct proc *p, struct lp_registry *reg, struct errbuf *err);
+
+/* The last registered patch that replaced function entry `addr`, or NULL. */
+const struct lp_reg_func *lp_registry_func_at(const struct lp_registry *reg, uint64_t addr);
+
+/* Index of the patch with this id, or -ENOENT. */
+int lp_registry_find(const struct lp_registry *reg, const char *id);

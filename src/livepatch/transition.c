@@ -1,0 +1,154 @@
+/* The stop consistency model; see transition.h.
+ *
+ * A frame's pc counts as "in" a function when it lies in [start, end):
+ * the innermost frame (and a signal frame) by its exact pc, the others by
+ * pc - 1, because a return address may point just past the end of a
+ * function that ends with a call. A stack the unwinder could not follow
+ * to its end counts as busy: we cannot prove it clear (the kernel's
+ * livepatch refuses unreliable stacks the same way). A thread created
+ * while stopping, which has not run yet, holds no frame of ours.
+ *
+ * Inside the window nothing is symbolised and nothing allocates per
+ * frame; the names for the refusal message are looked up after resuming.
+ * The tool runs at SCHED_FIFO only while threads are stopped. */
+#include "livepatch/transition.h"
+#include "base/log.h"
+#include "base/procfs.h"
+
+#include <string.h>
+
+#define BACKOFF_MIN_NS (1ull * 1000000)
+#define BACKOFF_MAX_NS (100ull * 1000000)
+
+struct busy {
+        pid_t tid;
+        const struct lp_range *range; /* NULL: unreliable stack */
+        char reason[128];
+};
+
+static const struct lp_range *frame_in(const struct proc_frame *f, const struct lp_range *ranges,
+                                       size_t n)
+{
+        uint64_t pc = f->activation ? f->pc : f->pc - 1;
+
+        for (size_t i = 0; i < n; i++)
+                if (pc >= ranges[i].start && pc < ranges[i].end)
+                        return &ranges[i];
+        return NULL;
+}
+
+/* With all threads stopped: is every stack clear? */
+static bool all_clear(struct proc *p, struct proc_unwinder *u, const struct lp_range *ranges,
+                      size_t n, struct busy *busy)
+{
+        for (size_t i = 0; i < proc_n_threads(p); i++) {
+                struct proc_thread *t = proc_thread_at(p, i);
+                struct proc_stack st = {};
+                int r;
+
+                if (t->state != PROC_THREAD_STOPPED || t->unborn)
+                        continue;
+                r = proc_unwind_thread(u, t, 0, &st);
+                if (r < 0) {
+                        busy->tid = t->tid;
+                        busy->range = NULL;
+                        snprintf(busy->reason, sizeof(busy->reason), "%s", strerror(-r));
+                        return false;
+                }
+                for (size_t k = 0; k < st.n; k++) {
+                        const struct lp_range *hit = frame_in(&st.frames[k], ranges, n);
+                        if (hit) {
+                                busy->tid = t->tid;
+                                busy->range = hit;
+                                proc_stack_done(&st);
+                                return false;
+                        }
+                }
+                if (st.error != 0) {
+                        busy->tid = t->tid;
+                        busy->range = NULL;
+                        snprintf(busy->reason, sizeof(busy->reason), "%s", st.reason);
+                        proc_stack_done(&st);
+                        return false;
+                }
+                proc_stack_done(&st);
+        }
+        return true;
+}
+
+int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_range *ranges,
+                       size_t n_ranges, double timeout, lp_commit_fn commit, void *userdata,
+                       struct lp_transition_result *ret, struct errbuf *err)
+{
+        uint64_t start = now_ns(), deadline = start + (uint64_t)(timeout * 1e9);
+        uint64_t backoff = BACKOFF_MIN_NS;
+        struct lp_transition_result res = {};
+        struct busy busy = {};
+        int r;
+
+        for (;;) {
+                struct proc_sched_saved sched;
+                bool clear;
+                uint64_t t0;
+
+                proc_sched_raise(&sched);
+                t0 = now_ns();
+                r = proc_stop_all(p, err);
+                if (r < 0) {
+                        proc_sched_restore(&sched);
+                        goto out;
+                }
+                res.attempts++;
+                clear = all_clear(p, u, ranges, n_ranges, &busy);
+                if (clear)
+                        r = commit(userdata, err);
+                int q = proc_resume_all(p, clear && r < 0 ? NULL : err);
+                uint64_t held = now_ns() - t0;
+                proc_sched_restore(&sched);
+                res.held_total_ns += held;
+                res.held_max_ns = MAX(res.held_max_ns, held);
+                if (clear) {
+                        if (r >= 0)
+                                r = q;
+                        goto out;
+                }
+                if (q < 0) {
+                        r = q;
+                        goto out;
+                }
+                if (now_ns() + backoff > deadline)
+                        break;
+                /* Let the threads run a while, serving their events. */
+                r = proc_wait_events(p, backoff);
+                if (r < 0) {
+                        errbuf_set(err, "pid %d %s during the operation", proc_pid(p),
+                                   proc_gone_reason(p) ? proc_gone_reason(p) : "exited");
+                        goto out;
+                }
+                backoff = MIN(backoff * 2, BACKOFF_MAX_NS);
+        }
+
+        /* Refused: name the function and the thread (now that it runs,
+         * /proc can be read at leisure). */
+        {
+                char tname[64] = "?";
+                procfs_thread_name(proc_pid(p), busy.tid, tname, sizeof(tname));
+                res.busy_tid = busy.tid;
+                if (busy.range)
+                        snprintf(res.busy_what, sizeof(res.busy_what),
+                                 "function '%s' is on the stack of thread %d (\"%s\")",
+                                 busy.range->name, busy.tid, tname);
+                else
+                        snprintf(res.busy_what, sizeof(res.busy_what),
+                                 "the stack of thread %d (\"%s\") cannot be unwound reliably "
+                                 "(%s)",
+                                 busy.tid, tname, busy.reason);
+                errbuf_set(err, "%s; retried for %.1f s", res.busy_what,
+                           (double)(now_ns() - start) / 1e9);
+                r = -EBUSY;
+        }
+out:
+        if (ret)
+                *ret = res;
+        return r;
+}

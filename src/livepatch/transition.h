@@ -1,0 +1,34 @@
+/* The stop consistency model (kpatch, Ksplice): stop every thread, unwind
+ * every stack, and only if no frame lies in the code being replaced (or
+ * removed) make the change, while the threads are still stopped; else
+ * resume and retry with backoff until a timeout. */
+#pragma once
+
+#include "proc/proc.h"
+#include "proc/unwind.h"
+
+struct lp_range {
+        uint64_t start, end; /* [start, end) in the target */
+        const char *name;    /* for messages: the function */
+};
+
+/* Called with every thread stopped and every stack clear of the ranges:
+ * make the change. On failure it must leave the target as it was. */
+typedef int (*lp_commit_fn)(void *userdata, struct errbuf *err);
+
+struct lp_transition_result {
+        unsigned attempts;
+        uint64_t held_max_ns;   /* longest single stop window */
+        uint64_t held_total_ns; /* all windows together */
+        /* When refused: who was in the way. */
+        pid_t busy_tid;
+        char busy_what[512];
+};
+
+/* Returns 0 when committed; -EBUSY when the ranges stayed on some stack
+ * (or a stack could not be unwound reliably) until `timeout` seconds
+ * passed (err names the function and thread); other errors from stopping
+ * or committing. */
+int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_range *ranges,
+                       size_t n_ranges, double timeout, lp_commit_fn commit, void *userdata,
+                       struct lp_transition_result *ret, struct errbuf *err);
