@@ -26,6 +26,16 @@ struct verb {
 
 int verb_stacks(int argc, char **argv);
 void verb_stacks_usage(FILE *f);
+int verb_apply(int argc, char **argv);
+void verb_apply_usage(FILE *f);
+int verb_revert(int argc, char **argv);
+void verb_revert_usage(FILE *f);
+int verb_patches(int argc, char **argv);
+void verb_patches_usage(FILE *f);
+int verb_build(int argc, char **argv);
+void verb_build_usage(FILE *f);
+int verb_inspect(int argc, char **argv);
+void verb_inspect_usage(FILE *f);
 
 /* Report a getopt_long() failure (called with opterr = 0, on '?' or ':')
  * as one line, naming the verb, and return EXIT_USAGE. */

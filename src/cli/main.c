@@ -18,6 +18,13 @@
 #include <string.h>
 
 static const struct verb verbs[] = {
+        { "apply", "apply a live patch to running processes", verb_apply, verb_apply_usage },
+        { "build", "build a patch file from a C file", verb_build, verb_build_usage },
+        { "inspect", "show what a patch file contains and targets", verb_inspect,
+          verb_inspect_usage },
+        { "revert", "undo a live patch", verb_revert, verb_revert_usage },
+        { "patches", "list the live patches applied to processes", verb_patches,
+          verb_patches_usage },
         { "stacks", "show the stack of every thread of a process", verb_stacks,
           verb_stacks_usage },
 };
@@ -26,7 +33,6 @@ static const struct verb verbs[] = {
  * error so that a user following the documentation is not left guessing.
  * They are not listed as commands anywhere else. */
 static const char *const planned_verbs[] = {
-        "build", "apply", "revert", "patches", "inspect",
         "run",   "update", "status", "finish", "cancel",
 };
 

@@ -43,7 +43,9 @@ static void print_text(pid_t pid, const struct lp_registry *reg)
 
                 if (localtime_r(&t, &tm))
                         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-                printf("  %s  (%s) on %s, applied %s\n", pt->id, pt->name, pt->target, when);
+                printf("  %s  (%s) on %s, applied %s%s%s\n", pt->id, pt->name, pt->target, when,
+                       pt->state ? ", " : "",
+                       pt->state ? lp_registry_state_name(pt->state) : "");
                 for (uint32_t k = 0; k < pt->n_funcs; k++) {
                         const struct lp_reg_func *rf = &reg->funcs[pt->first_func + k];
                         printf("    %s  0x%" PRIx64 " -> 0x%" PRIx64 "\n", rf->name, rf->addr,
@@ -72,6 +74,12 @@ static struct json_object *to_json(pid_t pid, const struct lp_registry *reg)
                 json_object_object_add(jo, "target", json_object_new_string(pt->target));
                 json_object_object_add(jo, "build_id", json_object_new_string(hex));
                 json_object_object_add(jo, "applied_at", json_object_new_uint64(pt->applied_at));
+                json_object_object_add(jo, "state",
+                                       json_object_new_string(pt->state == LP_REG_STATE_APPLIED
+                                                                      ? "applied"
+                                                              : pt->state == LP_REG_STATE_APPLYING
+                                                                      ? "applying"
+                                                                      : "reverting"));
                 snprintf(buf, sizeof(buf), "0x%" PRIx64, pt->base);
                 json_object_object_add(jo, "image", json_object_new_string(buf));
                 json_object_object_add(jo, "image_size", json_object_new_uint64(pt->size));

@@ -29,6 +29,7 @@
 #include "proc/unwind.h"
 
 #include <inttypes.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -62,7 +63,21 @@ struct apply_ctx {
         size_t n_funcs;
         uint64_t base, size;
         struct lp_image *img;
+        int rec;                 /* index of our journal record, -1: none */
 };
+
+/* Test-only: LIVEUP_TEST_CRASH=STEP makes the tool kill itself at STEP, as
+ * an operator's kill -9 would, so tests can check that the next liveup
+ * repairs the target (the journal). */
+static void test_crash_point(const char *step)
+{
+        const char *want = getenv("LIVEUP_TEST_CRASH");
+
+        if (want && strcmp(want, step) == 0) {
+                log_debug("test crash point '%s'", step);
+                kill(getpid(), SIGKILL);
+        }
+}
 
 /* ---- Checking the target ------------------------------------------------ */
 
@@ -221,10 +236,12 @@ static int map_image(struct apply_ctx *c, struct errbuf *err)
 
 /* ---- The commit, inside the stop window --------------------------------- */
 
-static int write_jumps(struct apply_ctx *c, struct errbuf *err)
+/* Journal: record the patch as APPLYING, before anything of it but its
+ * memory is in the target. */
+static int journal_begin(struct apply_ctx *c, struct errbuf *err)
 {
         struct lp_registry *reg = c->reg;
-        size_t written = 0;
+        struct lp_reg_patch *pt;
         int r;
 
         if (reg->hdr.n_patches >= LP_REG_MAX_PATCHES ||
@@ -232,23 +249,7 @@ static int write_jumps(struct apply_ctx *c, struct errbuf *err)
                 errbuf_set(err, "pid %d has too many patches applied", c->pid);
                 return -ENOSPC;
         }
-        for (size_t i = 0; i < c->n_funcs; i++) {
-                struct target_func *tf = &c->funcs[i];
-                r = proc_read(c->p, tf->jump_at, tf->saved, tf->jump_len);
-                if (r < 0)
-                        goto undo;
-        }
-        for (; written < c->n_funcs; written++) {
-                struct target_func *tf = &c->funcs[written];
-                r = proc_write(c->p, tf->jump_at, tf->jump, tf->jump_len);
-                if (r < 0) {
-                        errbuf_set(err, "cannot write the jump into '%s' in pid %d: %s",
-                                   tf->meta->name, c->pid, strerror(-r));
-                        goto undo;
-                }
-        }
-
-        struct lp_reg_patch *pt = &reg->patches[reg->hdr.n_patches];
+        pt = &reg->patches[reg->hdr.n_patches];
         memset(pt, 0, sizeof(*pt));
         snprintf(pt->id, sizeof(pt->id), "%s", c->f->id);
         snprintf(pt->name, sizeof(pt->name), "%s", c->f->name);
@@ -258,18 +259,23 @@ static int write_jumps(struct apply_ctx *c, struct errbuf *err)
         pt->flags = c->f->flags;
         pt->base = c->base;
         pt->size = c->size;
-        pt->text_size = c->img->text_size;
+        pt->text_size = c->size; /* until linked: all of it counts as code */
         pt->applied_at = (uint64_t)time(NULL);
         pt->first_func = reg->hdr.n_funcs;
         pt->n_funcs = (uint32_t)c->n_funcs;
+        pt->state = LP_REG_STATE_APPLYING;
         for (size_t i = 0; i < c->n_funcs; i++) {
                 struct target_func *tf = &c->funcs[i];
                 struct lp_reg_func *rf = &reg->funcs[reg->hdr.n_funcs + i];
+
+                tf->jump_len = arch_jump_size();
+                r = proc_read(c->p, tf->jump_at, tf->saved, tf->jump_len);
+                if (r < 0)
+                        return r;
                 memset(rf, 0, sizeof(*rf));
                 snprintf(rf->name, sizeof(rf->name), "%s", tf->meta->name);
                 rf->addr = tf->addr;
                 rf->size = tf->meta->size;
-                rf->new_addr = tf->new_addr;
                 rf->jump_at = tf->jump_at;
                 rf->saved_len = (uint32_t)tf->jump_len;
                 memcpy(rf->saved, tf->saved, tf->jump_len);
@@ -280,6 +286,61 @@ static int write_jumps(struct apply_ctx *c, struct errbuf *err)
         if (r < 0) {
                 reg->hdr.n_patches--;
                 reg->hdr.n_funcs -= (uint32_t)c->n_funcs;
+                return r;
+        }
+        c->rec = (int)reg->hdr.n_patches - 1;
+        return 0;
+}
+
+/* Take our record out again (the apply failed before its commit). */
+static void journal_drop(struct apply_ctx *c)
+{
+        struct lp_registry *reg = c->reg;
+
+        if (c->rec < 0 || c->rec != (int)reg->hdr.n_patches - 1)
+                return;
+        reg->hdr.n_funcs -= reg->patches[c->rec].n_funcs;
+        reg->hdr.n_patches--;
+        (void)lp_registry_store(c->p, reg, NULL);
+        c->rec = -1;
+}
+
+/* Inside the stop window: the jumps, and the record becomes APPLIED. */
+static int write_jumps(struct apply_ctx *c, struct errbuf *err)
+{
+        struct lp_reg_patch *pt = &c->reg->patches[c->rec];
+        size_t written = 0;
+        int r;
+
+        /* The entries must still hold what the journal saved. */
+        for (size_t i = 0; i < c->n_funcs; i++) {
+                struct target_func *tf = &c->funcs[i];
+                uint8_t now[LP_ENTRY_BYTES];
+
+                r = proc_read(c->p, tf->jump_at, now, tf->jump_len);
+                if (r < 0)
+                        return r;
+                if (memcmp(now, tf->saved, tf->jump_len) != 0) {
+                        errbuf_set(err, "the entry of '%s' in pid %d changed meanwhile",
+                                   tf->meta->name, c->pid);
+                        return -ESTALE;
+                }
+        }
+        for (; written < c->n_funcs; written++) {
+                struct target_func *tf = &c->funcs[written];
+                r = proc_write(c->p, tf->jump_at, tf->jump, tf->jump_len);
+                if (r < 0) {
+                        errbuf_set(err, "cannot write the jump into '%s' in pid %d: %s",
+                                   tf->meta->name, c->pid, strerror(-r));
+                        goto undo;
+                }
+                if (written == 0)
+                        test_crash_point("mid-commit");
+        }
+        pt->state = LP_REG_STATE_APPLIED;
+        r = lp_registry_store(c->p, c->reg, err);
+        if (r < 0) {
+                pt->state = LP_REG_STATE_APPLYING;
                 goto undo;
         }
         return 0;
@@ -298,6 +359,9 @@ static int commit_apply(void *userdata, struct errbuf *err)
 }
 
 /* ---- apply -------------------------------------------------------------- */
+
+static int recover(struct proc *p, struct proc_unwinder *u, struct lp_registry *reg,
+                   double timeout, struct errbuf *err);
 
 static void ctx_done(struct apply_ctx *c)
 {
@@ -327,7 +391,7 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
 {
         _cleanup_(proc_freep) struct proc *p = NULL;
         _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
-        struct apply_ctx c = { .pid = pid, .f = f };
+        struct apply_ctx c = { .pid = pid, .f = f, .rec = -1 };
         struct lp_apply_result res = {};
         struct proc_thread *t = NULL;
         struct lp_range *ranges = NULL;
@@ -348,6 +412,15 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         r = lp_registry_load(p, c.reg, err);
         if (r < 0)
                 goto out;
+        if (c.reg->addr) {
+                r = proc_unwinder_new(p, &u, err);
+                if (r < 0)
+                        goto out;
+                r = recover(p, u, c.reg, timeout, err);
+                if (r < 0)
+                        goto out;
+                res.recovered = r;
+        }
         if (lp_registry_find(c.reg, f->id) >= 0) {
                 errbuf_set(err, "patch '%s' is already applied to pid %d", f->id, pid);
                 r = -EEXIST;
@@ -387,6 +460,10 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
                         goto err_unmap;
                 c.reg_created = true;
         }
+        r = journal_begin(&c, err);
+        if (r < 0)
+                goto err_resume;
+        test_crash_point("after-journal");
         r = proc_resume_thread(p, t, err);
         t = NULL;
         if (r < 0)
@@ -423,6 +500,7 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
                         goto err_unmap;
                 }
                 tf->jump_len = (size_t)r;
+                c.reg->funcs[c.reg->patches[c.rec].first_func + i].new_addr = tf->new_addr;
                 ranges[n_ranges++] = (struct lp_range){ tf->addr, tf->addr + tf->meta->size,
                                                         tf->meta->name };
                 if (tf->below) /* the replacement it replaces is old code too */
@@ -440,6 +518,11 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
                                 ranges[i].end = pt->base + pt->text_size;
                         }
                 }
+
+        c.reg->patches[c.rec].text_size = c.img->text_size;
+        r = lp_registry_store(p, c.reg, err);
+        if (r < 0)
+                goto err_unmap;
 
         /* The image's code must be executable, its data not. */
         r = with_one_stopped(p, err, &t);
@@ -464,7 +547,8 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         if (r < 0)
                 goto err_unmap;
 
-        r = proc_unwinder_new(p, &u, err);
+        /* The unwinder must see the new mappings. */
+        r = u ? proc_unwinder_refresh(u, err) : proc_unwinder_new(p, &u, err);
         if (r < 0)
                 goto err_unmap;
         r = lp_transition_stop(p, u, ranges, n_ranges, timeout, commit_apply, &c,
@@ -492,6 +576,8 @@ err_resume:
         t = NULL;
 err_unmap:
         /* Take back what we mapped (one thread stopped for the syscalls). */
+        if (!proc_gone(p))
+                journal_drop(&c);
         if (!proc_gone(p) && (c.base || c.reg_created) && with_one_stopped(p, NULL, &t) == 0) {
                 if (c.base)
                         (void)proc_munmap(p, c.base, c.size, NULL);
@@ -570,6 +656,74 @@ static int commit_revert(void *userdata, struct errbuf *err)
         return 0;
 }
 
+/* Remove patch `idx` of the registry from the target, under the stop
+ * check on its code. */
+static int revert_index(struct proc *p, struct proc_unwinder *u, struct lp_registry *reg,
+                        uint32_t idx, double timeout, struct lp_revert_result *res,
+                        struct errbuf *err)
+{
+        const struct lp_reg_patch *pt = &reg->patches[idx];
+        struct revert_ctx c = { .p = p, .pid = proc_pid(p), .reg = reg, .index = idx };
+        struct lp_range range = { pt->base, pt->base + pt->text_size, NULL };
+        char names[160] = "";
+        int r;
+
+        for (uint32_t a = 0; a < pt->n_funcs && strlen(names) < 100; a++)
+                snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+                         a ? ", " : "", reg->funcs[pt->first_func + a].name);
+        range.name = names;
+        snprintf(res->id, sizeof(res->id), "%s", pt->id);
+        res->n_funcs = pt->n_funcs;
+        if (pt->state == LP_REG_STATE_APPLIED) {
+                /* Journal: from here on, an interruption completes the revert. */
+                reg->patches[idx].state = LP_REG_STATE_REVERTING;
+                r = lp_registry_store(p, reg, err);
+                if (r < 0)
+                        return r;
+        }
+        r = lp_transition_stop(p, u, &range, 1, timeout, commit_revert, &c, &res->transition,
+                               err);
+        if (r < 0 && reg->patches[idx].state == LP_REG_STATE_REVERTING &&
+            idx < reg->hdr.n_patches && strcmp(reg->patches[idx].id, res->id) == 0) {
+                /* Refused: it stays applied, as it was. */
+                reg->patches[idx].state = LP_REG_STATE_APPLIED;
+                (void)lp_registry_store(p, reg, NULL);
+        }
+        return r;
+}
+
+/* Finish what a killed liveup left: every record not APPLIED is removed
+ * from the target (its jumps, if any were written, undone; its memory
+ * unmapped). Returns how many were repaired. */
+static int recover(struct proc *p, struct proc_unwinder *u, struct lp_registry *reg,
+                   double timeout, struct errbuf *err)
+{
+        int n = 0, r;
+
+        while (reg->hdr.n_patches > 0) {
+                uint32_t top = reg->hdr.n_patches - 1;
+                struct lp_revert_result res = {};
+                uint32_t state = reg->patches[top].state;
+
+                if (state == LP_REG_STATE_APPLIED)
+                        break;
+                log_debug("pid %d: completing an interrupted %s of patch '%s'", proc_pid(p),
+                          state == LP_REG_STATE_APPLYING ? "apply" : "revert",
+                          reg->patches[top].id);
+                r = revert_index(p, u, reg, top, timeout, &res, err);
+                if (r < 0) {
+                        char msg[sizeof(err->msg)];
+                        snprintf(msg, sizeof(msg), "%s", err->msg);
+                        errbuf_set(err, "pid %d has an interrupted liveup operation on patch "
+                                   "'%s' that cannot be completed yet: %s", proc_pid(p),
+                                   res.id, msg);
+                        return r;
+                }
+                n++;
+        }
+        return n;
+}
+
 int lp_revert(pid_t pid, const char *id, const struct lp_apply_opts *o,
               struct lp_revert_result *ret, struct errbuf *err)
 {
@@ -577,7 +731,6 @@ int lp_revert(pid_t pid, const char *id, const struct lp_apply_opts *o,
         _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
         _cleanup_free_ struct lp_registry *reg = NULL;
         struct lp_revert_result res = {};
-        struct revert_ctx c = { .pid = pid };
         double timeout = o && o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT;
         uint64_t start = now_ns();
         int r, idx;
@@ -591,6 +744,15 @@ int lp_revert(pid_t pid, const char *id, const struct lp_apply_opts *o,
         r = lp_registry_load(p, reg, err);
         if (r < 0)
                 goto out;
+        if (reg->addr) {
+                r = proc_unwinder_new(p, &u, err);
+                if (r < 0)
+                        goto out;
+                r = recover(p, u, reg, timeout, err);
+                if (r < 0)
+                        goto out;
+                res.recovered = r;
+        }
         if (!reg->addr || reg->hdr.n_patches == 0) {
                 errbuf_set(err, "no liveup patch is applied to pid %d", pid);
                 r = -ENOENT;
@@ -623,23 +785,7 @@ int lp_revert(pid_t pid, const char *id, const struct lp_apply_opts *o,
                                 }
         }
 
-        struct lp_range range = { pt->base, pt->base + pt->text_size, pt->id };
-        char names[160] = "";
-        for (uint32_t a = 0; a < pt->n_funcs && strlen(names) < 100; a++)
-                snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
-                         a ? ", " : "", reg->funcs[pt->first_func + a].name);
-        range.name = names;
-        snprintf(res.id, sizeof(res.id), "%s", pt->id);
-        res.n_funcs = pt->n_funcs;
-
-        c.p = p;
-        c.reg = reg;
-        c.index = (uint32_t)idx;
-        r = proc_unwinder_new(p, &u, err);
-        if (r < 0)
-                goto out;
-        r = lp_transition_stop(p, u, &range, 1, timeout, commit_revert, &c, &res.transition,
-                               err);
+        r = revert_index(p, u, reg, (uint32_t)idx, timeout, &res, err);
         if (r == -EBUSY) {
                 char msg[sizeof(err->msg)];
                 snprintf(msg, sizeof(msg), "%s", err->msg);

@@ -16,7 +16,11 @@ struct lp_apply_result {
         size_t n_stubs, n_got;
         struct lp_transition_result transition;
         uint64_t total_ns;         /* attach to detach */
+        int recovered;             /* interrupted operations completed first */
 };
+
+/* Both first complete any operation a killed liveup left in the target's
+ * journal (see registry.h), and count it in `recovered`. */
 
 /* Apply `f` to `pid`. On any failure the process is as it was (exit 1 in
  * the CLI): wrong build-id, bytes that differ from the build, a function
@@ -30,6 +34,7 @@ struct lp_revert_result {
         size_t n_funcs;
         struct lp_transition_result transition;
         uint64_t total_ns;
+        int recovered;
 };
 
 /* Revert patch `id` of `pid` (NULL: the most recent one) under the same

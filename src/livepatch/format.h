@@ -14,8 +14,9 @@
  * bounds-checked; anything out of range is -EBADMSG with a message naming
  * the file and the field. Unknown versions are refused (-EPROTONOSUPPORT).
  *
- * Lifecycle: lb_ (src/build) creates it with lp_file_write(); lp_ reads it
- * with lp_file_open() for inspect and apply. */
+ * Lifecycle: lb_ (src/build) fills a struct lp_file, turns it into the
+ * section's bytes with lp_meta_serialize() and attaches them to the
+ * object; lp_ reads it with lp_file_open() for inspect and apply. */
 #pragma once
 
 #include "base/macro.h"
@@ -26,6 +27,14 @@
 #define LP_META_VERSION 1
 #define LP_BUILD_ID_MAX 64
 #define LP_ENTRY_BYTES 16 /* original bytes kept verbatim per function */
+
+/* Limits of the reader (the writer stays within them): a larger header
+ * or function entry comes from a newer minor version and is read as far
+ * as this version knows it. */
+#define LP_MAX_FUNCS 65536u
+#define LP_MAX_HEADER_SIZE 4096u
+#define LP_MAX_FUNC_SIZE 4096u
+#define LP_MAX_FILE_SIZE (256u << 20)
 
 enum {
         LP_FLAG_CUMULATIVE = 1 << 0, /* replaces all earlier patches */
@@ -103,3 +112,12 @@ int lp_file_parse(const void *data, size_t size, const char *name, struct lp_fil
                   struct errbuf *err);
 void lp_file_free(struct lp_file *f);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct lp_file *, lp_file_free);
+
+/* The writer: the bytes of a .liveup section describing `meta` (its id,
+ * name, target, build_id[_len], flags, created and funcs; path, image and
+ * strtab are ignored). Rules the reader enforces are checked here too:
+ * -EINVAL for a missing or empty string, a string with control
+ * characters, no functions or more than LP_MAX_FUNCS, a build-id of 0 or
+ * more than LP_BUILD_ID_MAX bytes, an unknown flag, a function named
+ * twice. `*ret` is malloc'd. */
+int lp_meta_serialize(const struct lp_file *meta, void **ret, size_t *ret_size);

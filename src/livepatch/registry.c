@@ -230,3 +230,17 @@ int lp_registry_find(const struct lp_registry *reg, const char *id)
                         return (int)i;
         return -ENOENT;
 }
+
+const char *lp_registry_state_name(uint32_t state)
+{
+        switch (state) {
+        case LP_REG_STATE_APPLIED:
+                return "applied";
+        case LP_REG_STATE_APPLYING:
+                return "applying (interrupted)";
+        case LP_REG_STATE_REVERTING:
+                return "reverting (interrupted)";
+        default:
+                return "unknown";
+        }
+}

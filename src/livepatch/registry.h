@@ -53,7 +53,20 @@ struct lp_reg_patch {
         uint64_t applied_at; /* seconds since the epoch */
         uint32_t first_func;
         uint32_t n_funcs;
-        uint8_t reserved[48];
+        uint32_t state;      /* LP_REG_STATE_*: the journal */
+        uint8_t reserved[44];
+};
+
+/* The journal. A record is written in state APPLYING before anything of
+ * the patch is in the target but its memory, and becomes APPLIED in the
+ * same stop window as the jumps; a revert marks it REVERTING before it
+ * restores anything. A record found in any state but APPLIED belongs to a
+ * liveup that was killed midway: the next liveup that attaches completes
+ * the removal of that patch (lp_recover), under the usual stop check. */
+enum {
+        LP_REG_STATE_APPLIED = 0,
+        LP_REG_STATE_APPLYING = 1,
+        LP_REG_STATE_REVERTING = 2,
 };
 
 struct lp_reg_func {
@@ -96,6 +109,9 @@ int lp_registry_store(struct proc *p, struct lp_registry *reg, struct errbuf *er
 
 /* The last registered patch that replaced function entry `addr`, or NULL. */
 const struct lp_reg_func *lp_registry_func_at(const struct lp_registry *reg, uint64_t addr);
+
+/* "applied", "applying (interrupted)", "reverting (interrupted)". */
+const char *lp_registry_state_name(uint32_t state);
 
 /* Index of the patch with this id, or -ENOENT. */
 int lp_registry_find(const struct lp_registry *reg, const char *id);
