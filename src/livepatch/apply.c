@@ -205,9 +205,11 @@ static int map_image(struct apply_ctx *c, struct errbuf *err)
         const struct procfs_object *o = c->obj;
         int r = -ENOSPC;
 
-        /* Candidates just above and just below the object, 16 MiB apart. */
+        /* Candidates just below and just above the object, 16 MiB apart.
+         * Below first: above an executable lies its heap (brk), which must
+         * stay free to grow. */
         for (int k = 1; k <= 16; k++) {
-                for (int dir = 0; dir < 2; dir++) {
+                for (int dir = 1; dir >= 0; dir--) {
                         uint64_t step = (uint64_t)k << 24, hint, got = 0;
                         if (dir == 0)
                                 hint = ALIGN_UP(o->end, 1ull << 21) + step;
