@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <string.h>
 
 void verb_apply_usage(FILE *f)
@@ -165,7 +166,18 @@ int verb_apply(int argc, char **argv)
                 struct lp_apply_result res = {};
                 struct errbuf e = {};
 
+                /* Ctrl-C must not cut an operation in the middle: a thread
+                 * running injected code would be left with our registers.
+                 * The signal waits until the process is let go. */
+                sigset_t term, saved;
+                sigemptyset(&term);
+                sigaddset(&term, SIGINT);
+                sigaddset(&term, SIGTERM);
+                sigaddset(&term, SIGHUP);
+                sigaddset(&term, SIGQUIT);
+                sigprocmask(SIG_BLOCK, &term, &saved);
                 r = lp_apply(pids[i], f, &o, &res, &e);
+                sigprocmask(SIG_SETMASK, &saved, NULL);
                 if (all && r == -ENOENT && strstr(e.msg, "has no object with build-id"))
                         continue; /* same file name, another build: not ours */
                 if (r < 0) {

@@ -10,6 +10,7 @@
 #include "livepatch/apply.h"
 
 #include <json-c/json.h>
+#include <signal.h>
 #include <string.h>
 
 void verb_revert_usage(FILE *f)
@@ -86,7 +87,18 @@ int verb_revert(int argc, char **argv)
                 struct lp_revert_result res = {};
                 struct errbuf e = {};
 
+                /* Ctrl-C must not cut an operation in the middle: a thread
+                 * running injected code would be left with our registers.
+                 * The signal waits until the process is let go. */
+                sigset_t term, saved;
+                sigemptyset(&term);
+                sigaddset(&term, SIGINT);
+                sigaddset(&term, SIGTERM);
+                sigaddset(&term, SIGHUP);
+                sigaddset(&term, SIGQUIT);
+                sigprocmask(SIG_BLOCK, &term, &saved);
                 r = lp_revert(pid, id, &o, &res, &e);
+                sigprocmask(SIG_SETMASK, &saved, NULL);
                 if (r == -ENOENT && all && done > 0) {
                         r = 0; /* nothing left */
                         break;
