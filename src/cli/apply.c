@@ -102,7 +102,7 @@ int verb_apply(int argc, char **argv)
         int c, r, failed = 0;
 
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'a':
                         all = true;

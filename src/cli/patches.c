@@ -117,7 +117,7 @@ int verb_patches(int argc, char **argv)
         if (!reg)
                 return EXIT_REFUSED;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'a':
                         break;

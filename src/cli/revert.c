@@ -49,7 +49,7 @@ int verb_revert(int argc, char **argv)
         int c, r = 0;
 
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'a':
                         all = true;

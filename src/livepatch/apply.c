@@ -625,6 +625,8 @@ static int commit_revert(void *userdata, struct errbuf *err)
         for (uint32_t i = pt.n_funcs; i-- > 0;) {
                 const struct lp_reg_func *rf = &reg->funcs[pt.first_func + i];
                 r = proc_write(c->p, rf->jump_at, rf->saved, rf->saved_len);
+                if (r >= 0)
+                        test_crash_point("mid-revert");
                 if (r < 0) {
                         errbuf_set(err, "cannot restore '%s' in pid %d: %s", rf->name, c->pid,
                                    strerror(-r));
