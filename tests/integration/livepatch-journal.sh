@@ -31,7 +31,7 @@ check "victim-func ready" victim_wait_ready 0
 pid=$(victim_pid 0)
 
 # What victim_value() returns now, over calls made after this point:
-# prints 1, 42, 77, or "mixed".
+# prints 1, 42, 77, or "mixed(ONES/OTHERS)".
 returns() {
         victim_ask 0 reset || return 1 # answers "reset"
         i=0
@@ -39,13 +39,15 @@ returns() {
                 victim_ask 0 report || return 1
                 ones=$(field "$REPLY" ones)
                 others=$(field "$REPLY" others)
+                # A thread preempted between a call's return and its
+                # count may still count one call of before: allow a few.
                 if [ $((ones + others)) -ge 2000 ]; then
-                        if [ "$others" -eq 0 ]; then
+                        if [ "$others" -le 4 ]; then
                                 echo 1
-                        elif [ "$ones" -eq 0 ]; then
+                        elif [ "$ones" -le 4 ]; then
                                 field "$REPLY" last
                         else
-                                echo mixed
+                                echo "mixed($ones/$others)"
                         fi
                         return 0
                 fi
