@@ -314,13 +314,15 @@ static int parse_meta(struct lp_file *f, const uint8_t *sec, size_t size, struct
                         return r;
                 if (m.flags & ~LP_FUNC_FLAGS_KNOWN) {
                         errbuf_set(err,
-                                   "'%s': function '%s' uses flags 0x%x that this liveup does not know",
+                                   "'%s': function '%s' uses flags 0x%x that this liveup does not "
+                                   "know",
                                    f->path, fn->name, m.flags & ~LP_FUNC_FLAGS_KNOWN);
                         return -EPROTONOSUPPORT;
                 }
                 if (m.size == 0 || m.size > LP_MAX_FUNC_BYTES)
-                        return CORRUPT(f, err, "function %zu ('%s') size %" PRIu64 " is not 1 to %llu",
-                                       i, fn->name, m.size, LP_MAX_FUNC_BYTES);
+                        return CORRUPT(f, err,
+                                       "function %zu ('%s') size %" PRIu64 " is not 1 to %llu", i,
+                                       fn->name, m.size, LP_MAX_FUNC_BYTES);
                 if (m.addr + m.size < m.addr)
                         return CORRUPT(f, err, "function %zu ('%s') address range wraps", i,
                                        fn->name);
@@ -464,15 +466,18 @@ static int check_replacements(const struct lp_file *f, Elf *elf, struct errbuf *
                 o = n > 0 ? bsearch(&key, funcs, n, sizeof(*funcs), cmp_obj_func) : NULL;
                 if (!o)
                         return CORRUPT(f, err,
-                                       "function %zu ('%s'): replacement '%s' is not a function defined in the object",
+                                       "function %zu ('%s'): replacement '%s' is not a function "
+                                       "defined in the object",
                                        i, fn->name, fn->new_name);
                 if (o->duplicate)
                         return CORRUPT(f, err,
-                                       "function %zu ('%s'): replacement '%s' is defined more than once",
+                                       "function %zu ('%s'): replacement '%s' is defined more "
+                                       "than once",
                                        i, fn->name, fn->new_name);
                 if (!o->valid)
                         return CORRUPT(f, err,
-                                       "function %zu ('%s'): replacement '%s' is not inside a code section",
+                                       "function %zu ('%s'): replacement '%s' is not inside a "
+                                       "code section",
                                        i, fn->name, fn->new_name);
         }
         return 0;
@@ -545,7 +550,8 @@ static int check_elf_header(const struct lp_file *f, Elf *elf, struct errbuf *er
         }
         if (eh.e_type != ET_REL) {
                 errbuf_set(err,
-                           "'%s': not a liveup patch (ELF type %u, a patch is a relocatable object)",
+                           "'%s': not a liveup patch (ELF type %u, a patch is a relocatable "
+                           "object)",
                            f->path, (unsigned)eh.e_type);
                 return -ENOEXEC;
         }

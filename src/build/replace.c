@@ -1,0 +1,1138 @@
+/* Replace mode of the patch builder: FIX.c + BIN -> FIX.lpo.
+ *
+ *   1. BIN is opened with src/elf; it must have a build-id (the patch is
+ *      bound to it).
+ *   2. FIX.c is compiled by gcc (posix_spawn, never a shell) into a
+ *      private temporary folder: position-independent (the patch is mapped
+ *      wherever there is room near BIN), one section per function and
+ *      object (the loader can place and relocate them one by one), no
+ *      common symbols, and with unwind tables so that the stop-mode
+ *      consistency check can unwind through patch code. Static functions
+ *      are kept even when nothing in FIX.c calls them: a static that
+ *      replaces BIN's static of that name is called from BIN, which gcc
+ *      cannot see. The user's CFLAGS come after ours, so they win.
+ *   3. The object's symbols decide what the patch does:
+ *        - a function BIN has (by name, global or static; an ambiguous
+ *          static is refused) is replaced: its address, size, the hash of
+ *          its bytes in BIN and its first bytes go into the metadata, and
+ *          it must be long enough for the jump written over its entry;
+ *        - a static function BIN lacks, or a clone gcc made (a name with a
+ *          dot: foo.part.0, foo.cold), is a new helper; an external one
+ *          BIN lacks is refused (most likely a typo);
+ *        - data defined in FIX.c is new data of the patch, except that an
+ *          external definition of a variable BIN already has is refused
+ *          (the patch would silently use its own copy), and thread-local
+ *          definitions are refused (a patch cannot grow the TLS block);
+ *        - every undefined symbol must be BIN's own (unambiguous) or
+ *          reachable through the libraries BIN uses (needed.c).
+ *   4. The metadata (format.h) is serialised and attached to the object
+ *      as section .liveup with objcopy; the result is read back with
+ *      lp_file_open() (the reader's checks are the writer's test) and
+ *      renamed into place.
+ *
+ * Nothing here writes outside the temporary folder except the final
+ * rename; the folder is removed on every path out. */
+#include "build/build.h"
+
+#include "arch/arch.h"
+#include "build/needed.h"
+#include "elf/elf.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+extern char **environ;
+
+#define NAME_MAX_LEN 64
+#define MAX_LISTED 8 /* candidates named in an ambiguity message */
+
+/* Flags liveup compiles every fix with (see the comment on top). */
+static const char *const gcc_flags[] = {
+        "-c",
+        "-O2",
+        "-fPIC",
+        "-ffunction-sections",
+        "-fdata-sections",
+        "-fno-common",
+        "-fasynchronous-unwind-tables",
+        "-fkeep-static-functions",
+};
+
+static pthread_once_t libelf_once = PTHREAD_ONCE_INIT;
+
+static void libelf_init(void)
+{
+        (void)elf_version(EV_CURRENT);
+}
+
+/* ---- String lists -------------------------------------------------------- */
+
+struct strv {
+        char **v;
+        size_t n;
+};
+
+static void strv_done(struct strv *s)
+{
+        for (size_t i = 0; i < s->n; i++)
+                free(s->v[i]);
+        free(s->v);
+        *s = (struct strv){};
+}
+
+static bool strv_contains(const struct strv *s, const char *x)
+{
+        for (size_t i = 0; i < s->n; i++)
+                if (strcmp(s->v[i], x) == 0)
+                        return true;
+        return false;
+}
+
+static int strv_push(struct strv *s, const char *x)
+{
+        char **nv;
+
+        nv = reallocarray(s->v, s->n + 1, sizeof(*nv));
+        if (!nv)
+                return -ENOMEM;
+        s->v = nv;
+        nv[s->n] = strdup(x);
+        if (!nv[s->n])
+                return -ENOMEM;
+        s->n++;
+        return 0;
+}
+
+_printf_(2, 3) static int strv_pushf(struct strv *s, const char *fmt, ...)
+{
+        _cleanup_free_ char *x = NULL;
+        va_list ap;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&x, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+                x = NULL;
+                return -ENOMEM;
+        }
+        return strv_push(s, x);
+}
+
+void lb_result_free(struct lb_result *r)
+{
+        struct strv s;
+
+        if (!r)
+                return;
+        free(r->output);
+        lp_file_free(r->patch);
+        s = (struct strv){ r->helpers, r->n_helpers };
+        strv_done(&s);
+        s = (struct strv){ r->undefined, r->n_undefined };
+        strv_done(&s);
+        s = (struct strv){ r->warnings, r->n_warnings };
+        strv_done(&s);
+        free(r);
+}
+
+/* ---- The temporary folder ------------------------------------------------ */
+
+struct tmpdir {
+        char *path;
+};
+
+/* Remove the folder and the files in it (gcc or the user's CFLAGS may have
+ * left more than ours, never subfolders). */
+static void tmpdir_done(struct tmpdir *t)
+{
+        DIR *d;
+        struct dirent *de;
+
+        if (!t->path)
+                return;
+        d = opendir(t->path);
+        if (d) {
+                while ((de = readdir(d)))
+                        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                                (void)unlinkat(dirfd(d), de->d_name, 0);
+                closedir(d);
+        }
+        (void)rmdir(t->path);
+        free(t->path);
+        t->path = NULL;
+}
+
+static int tmpdir_make(struct tmpdir *t)
+{
+        const char *base = getenv("TMPDIR");
+
+        if (!base || *base != '/')
+                base = "/tmp";
+        if (asprintf(&t->path, "%s/liveup-build.XXXXXX", base) < 0) {
+                t->path = NULL;
+                return -ENOMEM;
+        }
+        if (!mkdtemp(t->path)) {
+                int r = -errno;
+
+                free(t->path);
+                t->path = NULL;
+                return r;
+        }
+        return 0;
+}
+
+static char *tmpdir_file(const struct tmpdir *t, const char *name)
+{
+        char *p;
+
+        if (asprintf(&p, "%s/%s", t->path, name) < 0)
+                return NULL;
+        return p;
+}
+
+/* ---- Running gcc and objcopy --------------------------------------------- */
+
+/* Run argv[0] (from $PATH) with our stdin and stderr, its stdout sent to
+ * our stderr (stdout may carry --json). Returns 0 when it ran and exited
+ * 0; -ENOENT when it cannot be found; -EPROTO when it failed (what it
+ * printed tells why; `err` says how it ended). */
+static int run_tool(char *const argv[], struct errbuf *err)
+{
+        posix_spawn_file_actions_t fa;
+        pid_t pid;
+        int status, r;
+
+        r = posix_spawn_file_actions_init(&fa);
+        if (r != 0)
+                return -r;
+        r = posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
+        if (r == 0)
+                r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        if (r != 0) {
+                errbuf_set(err, "cannot run %s: %s", argv[0], strerror(r));
+                return -r;
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                return 0;
+        if (WIFEXITED(status))
+                errbuf_set(err, "%s exited with status %d", argv[0], WEXITSTATUS(status));
+        else
+                errbuf_set(err, "%s was killed by signal %d", argv[0],
+                           WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        return -EPROTO;
+}
+
+static int compile(const struct lb_replace_opts *o, const char *obj, struct errbuf *err)
+{
+        _cleanup_free_ char **argv = NULL;
+        struct errbuf why = {};
+        size_t n = 0;
+        int r;
+
+        argv = calloc(ELEMENTSOF(gcc_flags) + o->n_cflags + 7, sizeof(*argv));
+        if (!argv)
+                return -ENOMEM;
+        argv[n++] = (char *)"gcc";
+        for (size_t i = 0; i < ELEMENTSOF(gcc_flags); i++)
+                argv[n++] = (char *)gcc_flags[i];
+        for (size_t i = 0; i < o->n_cflags; i++)
+                argv[n++] = o->cflags[i];
+        /* -x c: FIX may be named anything; "--" is not gcc's. */
+        argv[n++] = (char *)"-x";
+        argv[n++] = (char *)"c";
+        argv[n++] = (char *)o->fix;
+        argv[n++] = (char *)"-o";
+        argv[n++] = (char *)obj;
+        argv[n] = NULL;
+        r = run_tool(argv, &why);
+        if (r < 0) {
+                errbuf_set(err, "cannot compile '%s': %s", o->fix, why.msg);
+                return r;
+        }
+        return 0;
+}
+
+/* ---- The object gcc made ------------------------------------------------- */
+
+enum osym_kind {
+        OSYM_FUNC,
+        OSYM_DATA,
+        OSYM_TLS,
+        OSYM_UNDEF,
+};
+
+struct osym {
+        const char *name; /* in the Elf's string table */
+        enum osym_kind kind;
+        bool local, weak;
+        bool ifunc; /* STT_GNU_IFUNC: a resolver, not the code */
+};
+
+struct object {
+        void *image;
+        size_t size;
+        Elf *elf;
+        struct osym *syms;
+        size_t n_syms;
+        bool has_meta_section; /* FIX.c defined a .liveup section itself */
+};
+
+static void object_done(struct object *o)
+{
+        if (o->elf)
+                elf_end(o->elf);
+        free(o->syms);
+        free(o->image);
+        *o = (struct object){};
+}
+
+static int object_read_symbols(struct object *o)
+{
+        Elf_Scn *scn = NULL;
+        size_t shstrndx = 0;
+        bool have_names;
+
+        have_names = elf_getshdrstrndx(o->elf, &shstrndx) == 0;
+        while ((scn = elf_nextscn(o->elf, scn))) {
+                GElf_Shdr sh;
+                Elf_Data *d;
+                size_t count, entsize;
+                const char *sname;
+
+                if (!gelf_getshdr(scn, &sh))
+                        continue;
+                sname = have_names ? elf_strptr(o->elf, shstrndx, sh.sh_name) : NULL;
+                if (sname && strcmp(sname, LP_META_SECTION) == 0)
+                        o->has_meta_section = true;
+                if (sh.sh_type != SHT_SYMTAB)
+                        continue;
+                d = elf_getdata(scn, NULL);
+                entsize = gelf_fsize(o->elf, ELF_T_SYM, 1, EV_CURRENT);
+                if (!d || !d->d_buf || entsize == 0)
+                        return -EBADMSG;
+                count = d->d_size / entsize;
+                if (count > INT_MAX)
+                        return -EBADMSG;
+                o->syms = calloc(MAX(count, (size_t)1), sizeof(*o->syms));
+                if (!o->syms)
+                        return -ENOMEM;
+                for (size_t i = 1; i < count; i++) {
+                        GElf_Sym sym;
+                        const char *name;
+                        unsigned type, bind;
+                        enum osym_kind kind;
+
+                        if (!gelf_getsym(d, (int)i, &sym))
+                                continue;
+                        type = GELF_ST_TYPE(sym.st_info);
+                        bind = GELF_ST_BIND(sym.st_info);
+                        name = elf_strptr(o->elf, sh.sh_link, sym.st_name);
+                        if (!name || !*name || type == STT_SECTION || type == STT_FILE)
+                                continue;
+                        if (sym.st_shndx == SHN_UNDEF)
+                                kind = OSYM_UNDEF;
+                        else if (type == STT_FUNC || type == STT_GNU_IFUNC)
+                                kind = OSYM_FUNC;
+                        else if (type == STT_TLS)
+                                kind = OSYM_TLS;
+                        else if (type == STT_OBJECT || type == STT_COMMON)
+                                kind = OSYM_DATA;
+                        else
+                                continue; /* local labels (.LC0) and the like */
+                        o->syms[o->n_syms++] = (struct osym){
+                                .name = name,
+                                .kind = kind,
+                                .local = bind == STB_LOCAL,
+                                .weak = bind == STB_WEAK,
+                                .ifunc = type == STT_GNU_IFUNC,
+                        };
+                }
+        }
+        return 0;
+}
+
+static int object_open(const char *path, const char *fix, struct object *ret,
+                       struct errbuf *err)
+{
+        struct object o = {};
+        char *text = NULL;
+        size_t len = 0;
+        int r;
+
+        r = read_file_str(path, &text, &len);
+        if (r < 0) {
+                errbuf_set(err, "cannot read the object compiled from '%s': %s", fix,
+                           strerror(-r));
+                return r;
+        }
+        o.image = text;
+        o.size = len;
+        pthread_once(&libelf_once, libelf_init);
+        o.elf = elf_memory(o.image, o.size);
+        if (!o.elf) {
+                object_done(&o);
+                errbuf_set(err, "cannot read the object compiled from '%s': %s", fix,
+                           elf_errmsg(-1));
+                return -EBADMSG;
+        }
+        r = object_read_symbols(&o);
+        if (r < 0) {
+                object_done(&o);
+                errbuf_set(err, "cannot read the symbols of the object compiled from '%s'", fix);
+                return r;
+        }
+        *ret = o;
+        return 0;
+}
+
+/* ---- Deciding what each symbol is ---------------------------------------- */
+
+struct build {
+        const struct lb_replace_opts *o;
+        struct elf_file *bin;
+        const char *bin_name; /* as the user wrote it, for messages */
+        bool bin_has_symtab;
+        struct lb_needed *needed; /* loaded on first use */
+        struct object obj;
+        struct lp_func *funcs;
+        size_t n_funcs;
+        struct strv names; /* storage for funcs[].name */
+        struct strv helpers, undefined, warnings;
+};
+
+static void build_done(struct build *b)
+{
+        lb_needed_free(b->needed);
+        object_done(&b->obj);
+        free(b->funcs);
+        strv_done(&b->names);
+        strv_done(&b->helpers);
+        strv_done(&b->undefined);
+        strv_done(&b->warnings);
+}
+
+/* "0x1139 (a.c), 0x1189 (b.c)": the distinct statics named `name`. */
+static void list_candidates(const struct build *b, const char *name, char *buf, size_t size)
+{
+        const struct elf_symbol *c[MAX_LISTED];
+        size_t n, len = 0, shown = 0;
+
+        buf[0] = 0;
+        n = elf_file_lookup_all(b->bin, name, c, ELEMENTSOF(c));
+        for (size_t i = 0; i < MIN(n, ELEMENTSOF(c)) && len < size; i++) {
+                int k;
+
+                if (i > 0 && c[i]->addr == c[i - 1]->addr)
+                        continue;
+                k = snprintf(buf + len, size - len, "%s0x%" PRIx64 "%s%s%s",
+                             shown > 0 ? ", " : "", c[i]->addr, c[i]->file ? " (" : "",
+                             c[i]->file ? c[i]->file : "", c[i]->file ? ")" : "");
+                len = k < 0 ? size : len + (size_t)k;
+                shown++;
+        }
+        if (n > ELEMENTSOF(c) && len < size)
+                snprintf(buf + len, size - len, ", ...");
+}
+
+/* Look `name` up in BIN: 0 and *ret when BIN has exactly one, -ENOENT,
+ * or -ENOTUNIQ (message set, naming the candidates). `defined`: FIX.c
+ * defines the name (else it only references it). */
+static int bin_lookup(const struct build *b, const char *name, bool defined,
+                      const struct elf_symbol **ret, struct errbuf *err)
+{
+        char list[512];
+        int r;
+
+        r = elf_file_lookup(b->bin, name, ret, NULL);
+        if (r == -ENOTUNIQ) {
+                list_candidates(b, name, list, sizeof(list));
+                if (defined)
+                        errbuf_set(err,
+                                   "cannot build '%s': function '%s' is ambiguous in '%s': "
+                                   "statics at %s; rename it in '%s' if it is a new helper",
+                                   b->o->fix, name, b->bin_name, list, b->o->fix);
+                else
+                        errbuf_set(err,
+                                   "cannot build '%s': symbol '%s' is ambiguous in '%s': "
+                                   "statics at %s; a patch cannot tell which one it means",
+                                   b->o->fix, name, b->bin_name, list);
+        }
+        return r;
+}
+
+static bool is_gcc_clone(const char *name)
+{
+        /* foo.part.0, foo.isra.0, foo.constprop.0, foo.cold: C names have
+         * no dot. */
+        return strchr(name, '.') != NULL;
+}
+
+/* gcc's clones of `name` in BIN (name.part.N, name.isra.N,
+ * name.constprop.N; not name.cold, which is part of the function): how
+ * many, and their names listed in `list`. */
+static size_t find_clones(const struct build *b, const char *name, char *list, size_t size)
+{
+        size_t len = 0, nlen = strlen(name), found = 0;
+
+        list[0] = 0;
+        for (size_t i = 0; i < elf_file_n_symbols(b->bin); i++) {
+                const struct elf_symbol *s = elf_file_symbol_at_index(b->bin, i);
+                const char *rest;
+
+                if (s->type != ELF_SYM_FUNC || strncmp(s->name, name, nlen) != 0 ||
+                    s->name[nlen] != '.')
+                        continue;
+                rest = s->name + nlen + 1;
+                /* .cold parts belong to the function and go with it. */
+                if (strncmp(rest, "cold", 4) == 0)
+                        continue;
+                if (len < size) {
+                        int k = snprintf(list + len, size - len, "%s%s", found > 0 ? ", " : "",
+                                         s->name);
+                        len = k < 0 ? size : len + (size_t)k;
+                }
+                found++;
+        }
+        return found;
+}
+
+/* Callers of BIN's clones of a replaced function keep the old code. */
+static int warn_clones(struct build *b, const char *name)
+{
+        char list[256];
+
+        if (find_clones(b, name, list, sizeof(list)) == 0)
+                return 0;
+        return strv_pushf(&b->warnings,
+                          "function '%s' also has compiler-made copies in '%s' (%s): calls to "
+                          "those keep the old code",
+                          name, b->bin_name, list);
+}
+
+static int add_replaced(struct build *b, const struct osym *os, const struct elf_symbol *t,
+                        struct errbuf *err)
+{
+        _cleanup_free_ uint8_t *code = NULL;
+        struct lp_func *fn, *nv;
+        size_t pad, need;
+        int r;
+
+        if (t->size == 0) {
+                errbuf_set(err, "cannot build '%s': function '%s' has no size in '%s'",
+                           b->o->fix, os->name, b->bin_name);
+                return -ENODATA;
+        }
+        if (t->size > (1u << 30)) {
+                errbuf_set(err, "cannot build '%s': function '%s' in '%s' is too large",
+                           b->o->fix, os->name, b->bin_name);
+                return -EFBIG;
+        }
+        code = malloc(t->size);
+        if (!code)
+                return -ENOMEM;
+        r = elf_file_read_vaddr(b->bin, t->addr, code, t->size);
+        if (r < 0) {
+                errbuf_set(err, "cannot build '%s': cannot read function '%s' from '%s'",
+                           b->o->fix, os->name, b->bin_name);
+                return r;
+        }
+        pad = arch_landing_pad_size(code, t->size);
+        need = pad + arch_jump_size();
+        if (t->size < need) {
+                errbuf_set(err,
+                           "cannot build '%s': function '%s' is %" PRIu64
+                           " byte%s long, a jump needs %zu",
+                           b->o->fix, os->name, t->size, t->size == 1 ? "" : "s", need);
+                return -ERANGE;
+        }
+
+        nv = reallocarray(b->funcs, b->n_funcs + 1, sizeof(*nv));
+        if (!nv)
+                return -ENOMEM;
+        b->funcs = nv;
+        r = strv_push(&b->names, os->name);
+        if (r < 0)
+                return r;
+        fn = &b->funcs[b->n_funcs];
+        *fn = (struct lp_func){
+                .name = b->names.v[b->names.n - 1],
+                .new_name = b->names.v[b->names.n - 1],
+                .addr = t->addr,
+                .size = t->size,
+                .hash = lp_hash(code, t->size),
+                .flags = t->local ? LP_FUNC_LOCAL : 0,
+        };
+        memcpy(fn->entry, code, MIN(t->size, (uint64_t)sizeof(fn->entry)));
+        b->n_funcs++;
+        return warn_clones(b, os->name);
+}
+
+static int classify_function(struct build *b, const struct osym *os, struct errbuf *err)
+{
+        const struct elf_symbol *t = NULL;
+        char list[256];
+        int r;
+
+        if (os->ifunc) {
+                errbuf_set(err,
+                           "cannot build '%s': function '%s' is an ifunc, "
+                           "which a patch cannot define",
+                           b->o->fix, os->name);
+                return -EOPNOTSUPP;
+        }
+        if (is_gcc_clone(os->name))
+                return strv_push(&b->helpers, os->name);
+        r = bin_lookup(b, os->name, true, &t, err);
+        if (r == -ENOTUNIQ)
+                return r;
+        if (r == 0 && t->type == ELF_SYM_FUNC)
+                return add_replaced(b, os, t, err);
+        if (!os->local) {
+                errbuf_set(err,
+                           "cannot build '%s': function '%s' is not in '%s'; make it static if it "
+                           "is a new helper",
+                           b->o->fix, os->name, b->bin_name);
+                return -ENOENT;
+        }
+        /* A new helper; but say so when the user more likely meant to
+         * replace a function BIN lacks under that name. */
+        r = 0;
+        if (!b->bin_has_symtab)
+                r = strv_pushf(&b->warnings,
+                               "static function '%s' is taken as a new helper: '%s' has no symbol "
+                               "table or debug file, so its statics are unknown",
+                               os->name, b->bin_name);
+        else if (find_clones(b, os->name, list, sizeof(list)) > 0)
+                r = strv_pushf(&b->warnings,
+                               "static function '%s' is taken as a new helper: '%s' has only "
+                               "compiler-made copies of it (%s), which this patch does not replace",
+                               os->name, b->bin_name, list);
+        if (r < 0)
+                return r;
+        return strv_push(&b->helpers, os->name);
+}
+
+static int classify_data(struct build *b, const struct osym *os, struct errbuf *err)
+{
+        const struct elf_symbol *t = NULL;
+        int r;
+
+        if (os->kind == OSYM_TLS) {
+                errbuf_set(err,
+                           "cannot build '%s': thread-local variable '%s': a patch cannot add "
+                           "thread-local data (declare it extern to use the target's)",
+                           b->o->fix, os->name);
+                return -EOPNOTSUPP;
+        }
+        if (is_gcc_clone(os->name))
+                return 0; /* gcc's own (x.0 for a function's static) */
+        r = elf_file_lookup(b->bin, os->name, &t, NULL);
+        if (r < 0 && r != -ENOTUNIQ)
+                return 0;
+        if (r == 0 && t->type != ELF_SYM_OBJECT && t->type != ELF_SYM_TLS)
+                return 0;
+        if (!os->local) {
+                errbuf_set(err,
+                           "cannot build '%s': variable '%s' is defined in both '%s' and '%s'; "
+                           "declare it extern to use the target's, or make it static if it is new "
+                           "data",
+                           b->o->fix, os->name, b->o->fix, b->bin_name);
+                return -EEXIST;
+        }
+        return strv_pushf(&b->warnings,
+                          "static variable '%s' is new data of the patch, not the one in '%s' "
+                          "(declare it extern to use the target's)",
+                          os->name, b->bin_name);
+}
+
+static int check_undefined(struct build *b, const struct osym *os, struct errbuf *err)
+{
+        const struct elf_symbol *t = NULL;
+        struct errbuf lerr = {};
+        int r;
+
+        if (strv_contains(&b->undefined, os->name))
+                return 0;
+        /* Made by the linker: the loader provides it. */
+        if (strcmp(os->name, "_GLOBAL_OFFSET_TABLE_") == 0)
+                return strv_push(&b->undefined, os->name);
+        r = bin_lookup(b, os->name, false, &t, err);
+        if (r == -ENOTUNIQ)
+                return r;
+        if (r < 0) {
+                if (!b->needed) {
+                        r = lb_needed_open(elf_file_path(b->bin), &b->needed, &lerr);
+                        if (r < 0) {
+                                errbuf_set(err,
+                                           "cannot build '%s': "
+                                           "cannot read the libraries of '%s': %s",
+                                           b->o->fix, b->bin_name, errbuf_or_strerror(&lerr, r));
+                                return r;
+                        }
+                }
+                /* A weak reference may stay unresolved (it becomes 0). */
+                if (!lb_needed_has(b->needed, os->name) && !os->weak) {
+                        errbuf_set(err,
+                                   "cannot build '%s': symbol '%s' referenced by '%s' is not "
+                                   "defined in '%s' or the libraries it uses",
+                                   b->o->fix, os->name, b->o->fix, b->bin_name);
+                        return -ENOENT;
+                }
+        }
+        return strv_push(&b->undefined, os->name);
+}
+
+static int cmp_func_addr(const void *x, const void *y)
+{
+        const struct lp_func *a = x, *c = y;
+
+        return (a->addr > c->addr) - (a->addr < c->addr);
+}
+
+static int classify(struct build *b, struct errbuf *err)
+{
+        int r;
+
+        for (size_t i = 0; i < b->obj.n_syms; i++) {
+                const struct osym *os = &b->obj.syms[i];
+
+                switch (os->kind) {
+                case OSYM_FUNC:
+                        r = classify_function(b, os, err);
+                        break;
+                case OSYM_DATA:
+                case OSYM_TLS:
+                        r = classify_data(b, os, err);
+                        break;
+                case OSYM_UNDEF:
+                        r = check_undefined(b, os, err);
+                        break;
+                default:
+                        r = 0;
+                }
+                if (r < 0)
+                        return r;
+        }
+        if (b->n_funcs == 0) {
+                errbuf_set(err, "cannot build '%s': it replaces no function of '%s'",
+                           b->o->fix, b->bin_name);
+                return -ENOENT;
+        }
+        /* Two names for one function (aliases): two jumps on one entry. */
+        qsort(b->funcs, b->n_funcs, sizeof(*b->funcs), cmp_func_addr);
+        for (size_t i = 1; i < b->n_funcs; i++)
+                if (b->funcs[i].addr == b->funcs[i - 1].addr) {
+                        errbuf_set(err,
+                                   "cannot build '%s': '%s' and '%s' are the same function in "
+                                   "'%s' (aliases); replace only one",
+                                   b->o->fix, b->funcs[i - 1].name, b->funcs[i].name,
+                                   b->bin_name);
+                        return -EEXIST;
+                }
+        return 0;
+}
+
+/* ---- Names --------------------------------------------------------------- */
+
+/* FIX's basename without a final ".c". */
+static char *fix_stem(const char *fix)
+{
+        const char *base = strrchr(fix, '/');
+        char *s;
+        size_t n;
+
+        base = base ? base + 1 : fix;
+        s = strdup(base);
+        if (!s)
+                return NULL;
+        n = strlen(s);
+        if (n > 2 && strcmp(s + n - 2, ".c") == 0)
+                s[n - 2] = 0;
+        return s;
+}
+
+static bool name_char_ok(char c)
+{
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-' || c == '.' || c == '+';
+}
+
+static bool name_ok(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n == 0 || n > NAME_MAX_LEN || s[0] == '-' || s[0] == '.')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!name_char_ok(s[i]))
+                        return false;
+        return true;
+}
+
+/* The default name: FIX's stem with other characters made '_'. */
+static char *default_name(const char *fix)
+{
+        char *s = fix_stem(fix);
+
+        if (!s)
+                return NULL;
+        for (char *p = s; *p; p++)
+                if (!name_char_ok(*p))
+                        *p = '_';
+        if (strlen(s) > NAME_MAX_LEN)
+                s[NAME_MAX_LEN] = 0;
+        if (s[0] == '-' || s[0] == '.')
+                s[0] = '_';
+        if (!*s) {
+                free(s);
+                return strdup("patch");
+        }
+        return s;
+}
+
+static uint64_t created_time(void)
+{
+        const char *sde = getenv("SOURCE_DATE_EPOCH");
+        char *end;
+        unsigned long long v;
+
+        /* Reproducible builds set it; anything odd is ignored. */
+        if (sde && *sde >= '0' && *sde <= '9') {
+                errno = 0;
+                v = strtoull(sde, &end, 10);
+                if (errno == 0 && *end == 0)
+                        return v;
+        }
+        return (uint64_t)time(NULL);
+}
+
+/* ---- Writing ------------------------------------------------------------- */
+
+static int write_all(int fd, const void *data, size_t size)
+{
+        const uint8_t *p = data;
+
+        while (size > 0) {
+                ssize_t k = write(fd, p, size);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                size -= (size_t)k;
+        }
+        return 0;
+}
+
+static int write_file(const char *path, const void *data, size_t size)
+{
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        r = write_all(fd, data, size);
+        if (r < 0)
+                return r;
+        if (close(TAKE_FD(fd)) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Put `data` at `path` atomically: a temporary name in the same folder,
+ * then rename(2). The mode is what a plain creat() would give. */
+static int install(const char *path, const void *data, size_t size)
+{
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        mode_t mask;
+        int r;
+
+        if (asprintf(&tmp, "%s.XXXXXX", path) < 0) {
+                tmp = NULL;
+                return -ENOMEM;
+        }
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        mask = umask(0);
+        umask(mask);
+        r = write_all(fd, data, size);
+        if (r >= 0 && fchmod(fd, 0666 & ~mask) < 0)
+                r = -errno;
+        if (r >= 0 && close(TAKE_FD(fd)) < 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0)
+                (void)unlink(tmp);
+        return r;
+}
+
+/* The patch id: NAME-xxxxxxxx, from the object's bytes and the build-id
+ * (the same fix for another build of BIN is another patch). */
+static char *make_id(const char *name, const struct object *obj, const uint8_t *bid,
+                     size_t bid_len)
+{
+        _cleanup_free_ uint8_t *buf = NULL;
+        uint64_t h;
+        char *id;
+
+        buf = malloc(obj->size + bid_len);
+        if (!buf)
+                return NULL;
+        memcpy(buf, obj->image, obj->size);
+        memcpy(buf + obj->size, bid, bid_len);
+        h = lp_hash(buf, obj->size + bid_len);
+        if (asprintf(&id, "%s-%08" PRIx32, name, (uint32_t)(h ^ (h >> 32))) < 0)
+                return NULL;
+        return id;
+}
+
+static int attach_meta(const struct tmpdir *td, const char *obj_path, const void *meta,
+                       size_t meta_size, const char *lpo_path, const char *fix,
+                       struct errbuf *err)
+{
+        _cleanup_free_ char *meta_path = NULL, *arg = NULL;
+        struct errbuf why = {};
+        int r;
+
+        meta_path = tmpdir_file(td, "liveup.meta");
+        if (!meta_path)
+                return -ENOMEM;
+        r = write_file(meta_path, meta, meta_size);
+        if (r < 0) {
+                errbuf_set(err, "cannot build '%s': cannot write '%s': %s", fix, meta_path,
+                           strerror(-r));
+                return r;
+        }
+        if (asprintf(&arg, "%s=%s", LP_META_SECTION, meta_path) < 0) {
+                arg = NULL;
+                return -ENOMEM;
+        }
+        r = run_tool((char *const[]){ (char *)"objcopy", (char *)"--add-section", arg,
+                                      (char *)"--set-section-flags",
+                                      (char *)LP_META_SECTION "=readonly", (char *)obj_path,
+                                      (char *)lpo_path, NULL },
+                     &why);
+        if (r < 0) {
+                errbuf_set(err, "cannot build '%s': cannot add the metadata section: %s", fix,
+                           why.msg);
+                return r;
+        }
+        return 0;
+}
+
+/* ---- The whole build ----------------------------------------------------- */
+
+static bool same_file(const char *a, const char *c)
+{
+        struct stat sa, sc;
+
+        return stat(a, &sa) == 0 && stat(c, &sc) == 0 && sa.st_dev == sc.st_dev &&
+               sa.st_ino == sc.st_ino;
+}
+
+static int open_inputs(struct build *b, struct errbuf *err)
+{
+        const struct lb_replace_opts *o = b->o;
+        struct errbuf eerr = {};
+        struct elf_section sec;
+        struct stat st;
+        int type, r;
+
+        if (stat(o->fix, &st) < 0) {
+                errbuf_set(err, "'%s': %s", o->fix, strerror(errno));
+                return -EINVAL;
+        }
+        if (!S_ISREG(st.st_mode) || access(o->fix, R_OK) < 0) {
+                errbuf_set(err, "'%s': %s", o->fix,
+                           S_ISREG(st.st_mode) ? strerror(errno) : "not a regular file");
+                return -EINVAL;
+        }
+        r = elf_file_open(o->target, &b->bin, &eerr);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                errbuf_set(err, "%s", errbuf_or_strerror(&eerr, r));
+                return -EINVAL;
+        }
+        type = elf_file_type(b->bin);
+        if (type != ET_EXEC && type != ET_DYN) {
+                errbuf_set(err, "'%s': not an executable or shared library", o->target);
+                return -EINVAL;
+        }
+        b->bin_has_symtab = elf_file_section(b->bin, ".symtab", &sec) == 0 ||
+                            elf_file_debug_path(b->bin) != NULL;
+        return 0;
+}
+
+int lb_build_replace(const struct lb_replace_opts *o, struct lb_result **ret,
+                     struct errbuf *err)
+{
+        _cleanup_(elf_file_freep) struct elf_file *bin = NULL;
+        _cleanup_(tmpdir_done) struct tmpdir td = {};
+        _cleanup_(build_done) struct build b = { .o = o, .bin_name = o->target };
+        _cleanup_(lb_result_freep) struct lb_result *res = NULL;
+        _cleanup_(lp_file_freep) struct lp_file *patch = NULL;
+        _cleanup_free_ char *name = NULL, *id = NULL, *target = NULL, *output = NULL;
+        _cleanup_free_ char *obj_path = NULL, *lpo_path = NULL, *stem = NULL;
+        _cleanup_free_ void *meta = NULL;
+        struct errbuf lerr = {};
+        const uint8_t *bid;
+        size_t bid_len, meta_size;
+        struct lp_file desc = {};
+        int r;
+
+        /* Names first: a bad one is bad usage, found before any work. */
+        if (o->name) {
+                if (!name_ok(o->name)) {
+                        errbuf_set(err,
+                                   "invalid patch name '%s' (1 to %d letters, digits, '_', '-', "
+                                   "'.', '+'; not starting with '-' or '.')",
+                                   o->name, NAME_MAX_LEN);
+                        return -EINVAL;
+                }
+                name = strdup(o->name);
+        } else
+                name = default_name(o->fix);
+        if (!name)
+                return -ENOMEM;
+        if (o->output)
+                output = strdup(o->output);
+        else {
+                stem = fix_stem(o->fix);
+                if (!stem || asprintf(&output, "%s.lpo", stem) < 0)
+                        return -ENOMEM;
+        }
+        if (!output)
+                return -ENOMEM;
+
+        r = open_inputs(&b, err);
+        bin = b.bin; /* freed after b (declared before it) */
+        if (r < 0)
+                return r;
+        if (same_file(output, o->fix) || same_file(output, o->target)) {
+                errbuf_set(err, "refusing to write the patch over '%s', an input", output);
+                return -EINVAL;
+        }
+        if (elf_file_build_id(bin, &bid, &bid_len) < 0) {
+                errbuf_set(err,
+                           "cannot build '%s': '%s' has no build-id, so a patch cannot be bound "
+                           "to it (link it with -Wl,--build-id)",
+                           o->fix, o->target);
+                return -ENODATA;
+        }
+        if (bid_len > LP_BUILD_ID_MAX) {
+                errbuf_set(err, "cannot build '%s': the build-id of '%s' is too long", o->fix,
+                           o->target);
+                return -ENODATA;
+        }
+        target = realpath(o->target, NULL);
+        if (!target)
+                return -errno;
+
+        r = tmpdir_make(&td);
+        if (r < 0) {
+                errbuf_set(err, "cannot build '%s': cannot make a temporary folder: %s",
+                           o->fix, strerror(-r));
+                return r;
+        }
+        obj_path = tmpdir_file(&td, "fix.o");
+        lpo_path = tmpdir_file(&td, "fix.lpo");
+        if (!obj_path || !lpo_path)
+                return -ENOMEM;
+
+        r = compile(o, obj_path, err);
+        if (r < 0)
+                return r;
+        r = object_open(obj_path, o->fix, &b.obj, err);
+        if (r < 0)
+                return r;
+        if (b.obj.has_meta_section) {
+                errbuf_set(err, "cannot build '%s': it defines a section named %s itself",
+                           o->fix, LP_META_SECTION);
+                return -EEXIST;
+        }
+        r = classify(&b, err);
+        if (r < 0)
+                return r;
+
+        id = make_id(name, &b.obj, bid, bid_len);
+        if (!id)
+                return -ENOMEM;
+        desc = (struct lp_file){
+                .id = id,
+                .name = name,
+                .target = target,
+                .build_id_len = bid_len,
+                .flags = o->cumulative ? LP_FLAG_CUMULATIVE : 0,
+                .created = created_time(),
+                .funcs = b.funcs,
+                .n_funcs = b.n_funcs,
+        };
+        memcpy(desc.build_id, bid, bid_len);
+        r = lp_meta_serialize(&desc, &meta, &meta_size);
+        if (r < 0) {
+                errbuf_set(err, "cannot build '%s': cannot write the patch metadata: %s",
+                           o->fix, strerror(-r));
+                return r;
+        }
+        r = attach_meta(&td, obj_path, meta, meta_size, lpo_path, o->fix, err);
+        if (r < 0)
+                return r;
+
+        /* Read it back as apply will. */
+        r = lp_file_open(lpo_path, &patch, &lerr);
+        if (r < 0) {
+                errbuf_set(err, "cannot build '%s': the patch does not read back: %s", o->fix,
+                           errbuf_or_strerror(&lerr, r));
+                return r == -ENOMEM ? r : -EIO;
+        }
+        r = install(output, patch->image, patch->image_size);
+        if (r < 0) {
+                errbuf_set(err, "cannot build '%s': cannot write '%s': %s", o->fix, output,
+                           strerror(-r));
+                return r;
+        }
+        free(patch->path);
+        patch->path = strdup(output);
+        if (!patch->path)
+                return -ENOMEM;
+
+        res = calloc(1, sizeof(*res));
+        if (!res)
+                return -ENOMEM;
+        res->output = TAKE_PTR(output);
+        res->patch = TAKE_PTR(patch);
+        res->helpers = TAKE_PTR(b.helpers.v);
+        res->n_helpers = b.helpers.n;
+        b.helpers.n = 0;
+        res->undefined = TAKE_PTR(b.undefined.v);
+        res->n_undefined = b.undefined.n;
+        b.undefined.n = 0;
+        res->warnings = TAKE_PTR(b.warnings.v);
+        res->n_warnings = b.warnings.n;
+        b.warnings.n = 0;
+        *ret = TAKE_PTR(res);
+        return 0;
+}

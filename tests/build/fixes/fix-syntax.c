@@ -1,0 +1,5 @@
+/* Does not compile. */
+int parse_header(const char *s)
+{
+        return s +;
+}
