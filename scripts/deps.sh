@@ -7,7 +7,8 @@ set -eu
 
 pkgs="meson ninja-build pkg-config gcc libc6-dev libelf-dev libdw-dev libcapstone-dev libjson-c-dev python3"
 case "${1:-check}" in
-bench|check) pkgs="$pkgs wrk" ;;
+bench) pkgs="$pkgs wrk" ;;
+check) pkgs="$pkgs wrk clang" ;; # clang: the libFuzzer run in .ci/run
 esac
 
 missing=""
