@@ -373,7 +373,12 @@ static void ctx_done(struct apply_ctx *c)
         free(c->reg);
 }
 
-/* Run a few remote syscalls with one thread stopped, the others running. */
+/* Run a few remote syscalls with one thread stopped, the others running.
+ * That is a stop window too: the tool runs at SCHED_FIFO until
+ * resume_one() (see src/proc/sched.c), or with busy target threads each
+ * of its wake-ups waits behind them. */
+static struct proc_sched_saved one_sched;
+
 static int with_one_stopped(struct proc *p, struct errbuf *err, struct proc_thread **ret)
 {
         struct proc_thread *t = proc_thread_at(p, 0);
@@ -381,11 +386,22 @@ static int with_one_stopped(struct proc *p, struct errbuf *err, struct proc_thre
 
         if (!t)
                 return -ESRCH;
+        proc_sched_raise(&one_sched);
         r = proc_stop_thread(p, t, err);
-        if (r < 0)
+        if (r < 0) {
+                proc_sched_restore(&one_sched);
                 return r;
+        }
         *ret = t;
         return 0;
+}
+
+static int resume_one(struct proc *p, struct proc_thread *t, struct errbuf *err)
+{
+        int r = proc_resume_thread(p, t, err);
+
+        proc_sched_restore(&one_sched);
+        return r;
 }
 
 int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
@@ -429,6 +445,7 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
                 goto out;
         }
 
+        log_debug("apply: attach+registry done at %.2f ms", (double)(now_ns() - start) / 1e6);
         r = elf_proc_new(pid, &c.ep, err);
         if (r < 0)
                 goto out;
@@ -439,10 +456,12 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
                 r = -ENOENT;
                 goto out;
         }
+        log_debug("apply: elf_proc+object done at %.2f ms", (double)(now_ns() - start) / 1e6);
         r = check_functions(&c, err);
         if (r < 0)
                 goto out;
 
+        log_debug("apply: check done at %.2f ms", (double)(now_ns() - start) / 1e6);
         r = lp_link_size(f->image, f->image_size, &res.size, err);
         if (r < 0)
                 goto out;
@@ -466,13 +485,14 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         if (r < 0)
                 goto err_resume;
         test_crash_point("after-journal");
-        r = proc_resume_thread(p, t, err);
+        r = resume_one(p, t, err);
         t = NULL;
         if (r < 0)
                 goto err_unmap;
 
         /* Link for that address and copy the image in: nothing refers to it
          * yet, so the threads may run meanwhile. */
+        log_debug("apply: map+journal done at %.2f ms", (double)(now_ns() - start) / 1e6);
         r = lp_link(f->image, f->image_size, c.base, resolve, &c, &c.img, err);
         if (r < 0)
                 goto err_unmap;
@@ -482,6 +502,7 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
                 goto err_unmap;
         }
 
+        log_debug("apply: link+copy done at %.2f ms", (double)(now_ns() - start) / 1e6);
         ranges = calloc(2 * c.n_funcs + 1, sizeof(*ranges));
         if (!ranges) {
                 r = -ENOMEM;
@@ -544,15 +565,17 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
                                 goto err_resume;
                 }
         }
-        r = proc_resume_thread(p, t, err);
+        r = resume_one(p, t, err);
         t = NULL;
         if (r < 0)
                 goto err_unmap;
 
+        log_debug("apply: mprotect done at %.2f ms", (double)(now_ns() - start) / 1e6);
         /* The unwinder must see the new mappings. */
         r = u ? proc_unwinder_refresh(u, err) : proc_unwinder_new(p, &u, err);
         if (r < 0)
                 goto err_unmap;
+        log_debug("apply: unwinder done at %.2f ms", (double)(now_ns() - start) / 1e6);
         r = lp_transition_stop(p, u, ranges, n_ranges, timeout, commit_apply, &c,
                                &res.transition, err);
         if (r < 0) {
@@ -574,7 +597,7 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
 
 err_resume:
         if (t)
-                (void)proc_resume_thread(p, t, NULL);
+                (void)resume_one(p, t, NULL);
         t = NULL;
 err_unmap:
         /* Take back what we mapped (one thread stopped for the syscalls). */
@@ -585,7 +608,7 @@ err_unmap:
                         (void)proc_munmap(p, c.base, c.size, NULL);
                 if (c.reg_created)
                         (void)proc_munmap(p, c.reg->addr, c.reg->size, NULL);
-                (void)proc_resume_thread(p, t, NULL);
+                (void)resume_one(p, t, NULL);
         }
 out:
         free(ranges);
