@@ -418,6 +418,13 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         double timeout = o && o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT;
         int r;
 
+        if (f->flags & LP_FLAG_CUMULATIVE) {
+                /* The kernel's atomic replace: not implemented yet. Say so
+                 * rather than apply it as an ordinary patch. */
+                errbuf_set(err, "cannot apply '%s' to pid %d: cumulative patches (atomic "
+                           "replace) are not supported yet", f->id, pid);
+                return -EOPNOTSUPP;
+        }
         r = proc_attach(pid, NULL, &p, err);
         if (r < 0)
                 return r;
