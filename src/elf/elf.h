@@ -36,6 +36,8 @@ struct elf_symbol {
         enum elf_sym_type type;
         bool local;        /* STB_LOCAL (a static) */
         bool weak;
+        bool ifunc;        /* STT_GNU_IFUNC: addr is the resolver, which
+                            * returns the implementation's address */
         enum elf_sym_source source;
         const char *file;  /* for locals: the STT_FILE they follow, or NULL */
 };

@@ -145,6 +145,7 @@ static int load_table(struct sym_builder *b, Elf *elf, Elf_Scn *scn, const GElf_
                                          .type = map_type(type),
                                          .local = bind == STB_LOCAL,
                                          .weak = bind == STB_WEAK,
+                                         .ifunc = type == STT_GNU_IFUNC,
                                          .source = source,
                                          .file = bind == STB_LOCAL ? cur_file : NULL,
                                  },

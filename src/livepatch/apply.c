@@ -146,6 +146,39 @@ static int check_functions(struct apply_ctx *c, struct errbuf *err)
 
 /* ---- Resolving the patch's symbols in the target ------------------------ */
 
+static int with_one_stopped(struct proc *p, struct errbuf *err, struct proc_thread **ret);
+static int resume_one(struct proc *p, struct proc_thread *t, struct errbuf *err);
+
+/* An IFUNC symbol (glibc's strlen, memcpy...) names a resolver that returns
+ * the implementation for this CPU; the dynamic linker calls it once. We
+ * call it in the target too (it only reads CPU features set up at start,
+ * takes no lock), with one thread stopped. */
+static int resolve_ifunc(struct apply_ctx *c, const char *name, uint64_t resolver,
+                         uint64_t *ret, struct errbuf *err)
+{
+        struct proc_thread *t = NULL;
+        uint64_t args[6] = { 0 }, v = 0;
+        int r, q;
+
+        r = with_one_stopped(c->p, err, &t);
+        if (r < 0)
+                return r;
+        r = proc_call(c->p, t, resolver, args, 1000000000ull, &v, err);
+        q = resume_one(c->p, t, err);
+        if (r >= 0 && q < 0)
+                r = q;
+        if (r < 0)
+                return r;
+        if (v == 0) {
+                errbuf_set(err, "the resolver of '%s' in pid %d returned nothing", name,
+                           c->pid);
+                return -ENOENT;
+        }
+        log_debug("ifunc '%s' resolved to 0x%" PRIx64, name, v);
+        *ret = v;
+        return 0;
+}
+
 static int resolve(void *userdata, const char *name, uint64_t *ret, struct errbuf *err)
 {
         struct apply_ctx *c = userdata;
@@ -157,6 +190,8 @@ static int resolve(void *userdata, const char *name, uint64_t *ret, struct errbu
         /* The target object first, statics included. */
         r = elf_file_lookup(c->target, name, &sym, err);
         if (r == 0) {
+                if (sym->ifunc)
+                        return resolve_ifunc(c, name, c->bias + sym->addr, ret, err);
                 *ret = c->bias + sym->addr;
                 return 0;
         }
@@ -182,8 +217,10 @@ static int resolve(void *userdata, const char *name, uint64_t *ret, struct errbu
                 for (size_t j = 0; j < MIN(k, ELEMENTSOF(cands)); j++) {
                         if (cands[j]->local || cands[j]->type == ELF_SYM_TLS)
                                 continue;
-                        *ret = bias + cands[j]->addr;
                         free(objs);
+                        if (cands[j]->ifunc)
+                                return resolve_ifunc(c, name, bias + cands[j]->addr, ret, err);
+                        *ret = bias + cands[j]->addr;
                         return 0;
                 }
         }
@@ -626,6 +663,15 @@ out:
                         r = q;
         }
         res.total_ns = now_ns() - start;
+        if (r < 0 && err && err->msg[0]) {
+                /* Every refusal names the process (it matters with --all). */
+                char pidstr[32], msg[sizeof(err->msg)];
+                snprintf(pidstr, sizeof(pidstr), "pid %d", pid);
+                if (!strstr(err->msg, pidstr)) {
+                        snprintf(msg, sizeof(msg), "%s", err->msg);
+                        errbuf_set(err, "cannot patch pid %d: %s", pid, msg);
+                }
+        }
         if (r >= 0 && ret)
                 *ret = res;
         else if (ret)
