@@ -27,6 +27,7 @@
  * events of the running target are served meanwhile). The first
  * repetition of every series is discarded. Medians and p90s are over the
  * rest (nearest rank). */
+#include "common.h"
 #include "base/procfs.h"
 #include "base/util.h"
 #include "proc/proc.h"
@@ -49,16 +50,6 @@
 
 #define PACE_NS (20ull * 1000 * 1000)
 #define READY_TIMEOUT_MS 60000
-
-struct series {
-        double *v; /* µs */
-        size_t n;
-};
-
-struct stats {
-        double median, p90;
-        bool valid;
-};
 
 struct cell {
         unsigned threads;
@@ -92,67 +83,6 @@ struct options {
         size_t n_modes;
 };
 
-static bool fifo_ok = true;
-static char fifo_error[128];
-
-/* ---- statistics --------------------------------------------------------- */
-
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-
-        return (x > y) - (x < y);
-}
-
-/* Median and p90 (nearest rank) of s->v[skip..n). */
-static struct stats stats_of(const struct series *s, size_t skip)
-{
-        struct stats st = {};
-        size_t n;
-        double *v;
-
-        if (s->n <= skip)
-                return st;
-        n = s->n - skip;
-        v = malloc(n * sizeof(*v));
-        if (!v)
-                return st;
-        memcpy(v, s->v + skip, n * sizeof(*v));
-        qsort(v, n, sizeof(*v), cmp_double);
-        st.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-        st.p90 = v[(size_t)ceil(0.9 * (double)n) - 1];
-        st.valid = true;
-        free(v);
-        return st;
-}
-
-static int series_init(struct series *s, size_t cap)
-{
-        s->v = calloc(cap, sizeof(*s->v));
-        s->n = 0;
-        return s->v ? 0 : -ENOMEM;
-}
-
-static void series_done(struct series *s)
-{
-        free(s->v);
-        s->v = NULL;
-        s->n = 0;
-}
-
-static double us_since(uint64_t t0, uint64_t t1)
-{
-        return (double)(t1 - t0) / 1000.0;
-}
-
-static void pace(void)
-{
-        struct timespec ts = { .tv_nsec = PACE_NS };
-
-        nanosleep(&ts, NULL);
-}
-
-/* ---- the victim --------------------------------------------------------- */
 
 struct victim {
         pid_t pid;
@@ -231,73 +161,6 @@ static void victim_stop(struct victim *v)
 }
 
 /* ---- baseline: raw ptrace ------------------------------------------------ */
-
-static bool fifo_raise(void)
-{
-        struct sched_param sp = { .sched_priority = 1 };
-
-        if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) < 0) {
-                if (fifo_ok)
-                        snprintf(fifo_error, sizeof(fifo_error), "%s", strerror(errno));
-                fifo_ok = false;
-                return false;
-        }
-        return true;
-}
-
-static void fifo_lower(bool raised)
-{
-        struct sched_param sp = { .sched_priority = 0 };
-
-        if (raised)
-                sched_setscheduler(0, SCHED_OTHER, &sp);
-}
-
-static ssize_t tid_index(const pid_t *tids, size_t n, pid_t tid)
-{
-        for (size_t lo = 0, hi = n; lo < hi;) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (tids[mid] == tid)
-                        return (ssize_t)mid;
-                if (tids[mid] < tid)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return -1;
-}
-
-/* Wait until every thread in tids[] reports PTRACE_EVENT_STOP. A
- * signal-delivery-stop is resumed with its signal (the interrupt stays
- * pending and stops the thread right after). */
-static int wait_all_stopped(const pid_t *tids, size_t n, char *err, size_t err_size)
-{
-        size_t stopped = 0;
-
-        while (stopped < n) {
-                int status;
-                pid_t tid = waitpid(-1, &status, __WALL);
-
-                if (tid < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        snprintf(err, err_size, "waitpid: %s", strerror(errno));
-                        return -errno;
-                }
-                if (tid_index(tids, n, tid) < 0)
-                        continue;
-                if (!WIFSTOPPED(status)) {
-                        snprintf(err, err_size, "thread %d exited", tid);
-                        return -ESRCH;
-                }
-                if ((status >> 16) == PTRACE_EVENT_STOP) {
-                        stopped++;
-                        continue;
-                }
-                ptrace(PTRACE_CONT, tid, 0, (void *)(uintptr_t)WSTOPSIG(status));
-        }
-        return 0;
-}
 
 static void run_baseline(pid_t pid, unsigned reps, struct cell *c)
 {
@@ -559,14 +422,6 @@ out:
 
 /* ---- output --------------------------------------------------------------- */
 
-static void fmt_stat(char *buf, size_t size, const struct stats *s)
-{
-        if (s->valid)
-                snprintf(buf, size, "%.0f / %.0f", s->median, s->p90);
-        else
-                snprintf(buf, size, "n/a");
-}
-
 static void print_table_header(const struct options *o)
 {
         printf("bench-stop: stop-the-world window, µs, median / p90 over %u repetitions\n",
@@ -627,37 +482,6 @@ static void print_table_notes(const struct cell *cells, size_t n)
         printf("\nratio = liveup median / baseline median; µs/thread = liveup median / threads;\n"
                "unwind µs/thr = warm unwind of every thread inside a stop, per thread;\n"
                "unwind setup = proc_unwinder_new(), once per process.\n");
-}
-
-static void json_stat(const char *name, const struct stats *s, bool comma)
-{
-        if (s->valid)
-                printf("\"%s\": {\"median\": %.1f, \"p90\": %.1f}%s", name, s->median, s->p90,
-                       comma ? ", " : "");
-        else
-                printf("\"%s\": null%s", name, comma ? ", " : "");
-}
-
-static void json_string(const char *s)
-{
-        putchar('"');
-        for (; *s; s++) {
-                if (*s == '"' || *s == '\\')
-                        printf("\\%c", *s);
-                else if ((unsigned char)*s < 0x20)
-                        printf("\\u%04x", (unsigned char)*s);
-                else
-                        putchar(*s);
-        }
-        putchar('"');
-}
-
-static void json_error(const char *e)
-{
-        if (e[0])
-                json_string(e);
-        else
-                printf("null");
 }
 
 static void print_json(const struct options *o, const struct cell *cells, size_t n)
