@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "base/procfs.h"
 #include "base/util.h"
+#include "proc/proc.h"
 #include "elf/elf.h"
 #include "livepatch/apply.h"
 #include "livepatch/format.h"
@@ -176,7 +177,10 @@ int verb_apply(int argc, char **argv)
                 sigaddset(&term, SIGHUP);
                 sigaddset(&term, SIGQUIT);
                 sigprocmask(SIG_BLOCK, &term, &saved);
+                struct proc_nice_saved nice;
+                proc_nice_raise(&nice);
                 r = lp_apply(pids[i], f, &o, &res, &e);
+                proc_nice_restore(&nice);
                 sigprocmask(SIG_SETMASK, &saved, NULL);
                 if (all && r == -ENOENT && strstr(e.msg, "has no object with build-id"))
                         continue; /* same file name, another build: not ours */

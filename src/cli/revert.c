@@ -7,6 +7,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "proc/proc.h"
 #include "livepatch/apply.h"
 
 #include <json-c/json.h>
@@ -97,7 +98,10 @@ int verb_revert(int argc, char **argv)
                 sigaddset(&term, SIGHUP);
                 sigaddset(&term, SIGQUIT);
                 sigprocmask(SIG_BLOCK, &term, &saved);
+                struct proc_nice_saved nice;
+                proc_nice_raise(&nice);
                 r = lp_revert(pid, id, &o, &res, &e);
+                proc_nice_restore(&nice);
                 sigprocmask(SIG_SETMASK, &saved, NULL);
                 if (r == -ENOENT && all && done > 0) {
                         r = 0; /* nothing left */

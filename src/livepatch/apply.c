@@ -493,7 +493,12 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         r = elf_proc_new(pid, &c.ep, err);
         if (r < 0)
                 goto out;
-        r = elf_proc_object(c.ep, NULL, f->build_id_hex, &c.target, &c.bias, &c.obj);
+        /* By the path it was built from first (opens one file); then any
+         * object with that build-id (opens them all): the same binary may
+         * run from another path. */
+        r = elf_proc_object(c.ep, f->target, f->build_id_hex, &c.target, &c.bias, &c.obj);
+        if (r < 0)
+                r = elf_proc_object(c.ep, NULL, f->build_id_hex, &c.target, &c.bias, &c.obj);
         if (r < 0) {
                 errbuf_set(err, "pid %d has no object with build-id %s loaded (the patch is for "
                            "%s)", pid, f->build_id_hex, f->target);

@@ -189,3 +189,16 @@ struct proc_sched_saved {
 };
 bool proc_sched_raise(struct proc_sched_saved *saved);
 void proc_sched_restore(struct proc_sched_saved *saved);
+
+/* Between stop windows the tool still works for the target (ELF files,
+ * linking, remote syscalls in one stopped thread) while the target's
+ * threads run; at nice 0 against N busy threads on this 2-CPU machine it
+ * gets about 2/(N+1) of the CPU. proc_nice_raise() puts the calling thread
+ * at nice -20 for a whole operation (still SCHED_OTHER: the target keeps
+ * running), proc_nice_restore() puts it back. */
+struct proc_nice_saved {
+        int nice;
+        bool raised;
+};
+bool proc_nice_raise(struct proc_nice_saved *saved);
+void proc_nice_restore(struct proc_nice_saved *saved);

@@ -11,6 +11,7 @@
 #include "base/log.h"
 
 #include <sched.h>
+#include <sys/resource.h>
 #include <string.h>
 
 bool proc_sched_raise(struct proc_sched_saved *saved)
@@ -42,5 +43,30 @@ void proc_sched_restore(struct proc_sched_saved *saved)
                 return;
         if (sched_setscheduler(0, saved->policy, &sp) < 0)
                 log_debug("cannot restore scheduling policy: %s", strerror(errno));
+        saved->raised = false;
+}
+
+bool proc_nice_raise(struct proc_nice_saved *saved)
+{
+        saved->raised = false;
+        errno = 0;
+        saved->nice = getpriority(PRIO_PROCESS, 0);
+        if (errno != 0 || saved->nice <= -20)
+                return false;
+        /* PRIO_PROCESS with 0 is the calling thread on Linux. */
+        if (setpriority(PRIO_PROCESS, 0, -20) < 0) {
+                log_debug("cannot raise to nice -20: %s", strerror(errno));
+                return false;
+        }
+        saved->raised = true;
+        return true;
+}
+
+void proc_nice_restore(struct proc_nice_saved *saved)
+{
+        if (!saved->raised)
+                return;
+        if (setpriority(PRIO_PROCESS, 0, saved->nice) < 0)
+                log_debug("cannot restore the nice level: %s", strerror(errno));
         saved->raised = false;
 }
