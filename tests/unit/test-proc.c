@@ -478,8 +478,11 @@ TEST(stop_and_resume_one_thread)
                         CHECK_OK(procfs_thread_state(pid, o->tid, &st));
                         CHECK((st == 't') == (o == t));
                 }
+                /* The others make progress (wait on it, bounded, serving
+                 * the events of the running threads meanwhile). */
                 long pr = atomic_load(&sh->progress);
-                CHECK_OK(proc_wait_events(p, 5000000));
+                for (int k = 0; k < 500 && atomic_load(&sh->progress) == pr; k++)
+                        CHECK_OK(proc_wait_events(p, 10000000));
                 CHECK(atomic_load(&sh->progress) > pr);
                 CHECK_OK(procfs_thread_state(pid, t->tid, &st));
                 CHECK(st == 't');
