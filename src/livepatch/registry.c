@@ -208,7 +208,21 @@ int lp_registry_store(struct proc *p, struct lp_registry *reg, struct errbuf *er
         if (!reg->addr)
                 return -ENOENT;
         reg->hdr.generation++;
-        r = proc_write(p, reg->addr, &reg->hdr, LP_REG_SIZE);
+        /* Only what is in use: the records are kept packed (appended, and
+         * compacted on removal), and readers look no further than the
+         * counts. Writing all of it (about 230 KiB) would lengthen the stop
+         * window that stores it. */
+        r = proc_write(p, reg->addr + offsetof(struct lp_registry, patches) -
+                               offsetof(struct lp_registry, hdr),
+                       reg->patches, reg->hdr.n_patches * sizeof(reg->patches[0]));
+        if (r >= 0)
+                r = proc_write(p, reg->addr + offsetof(struct lp_registry, funcs) -
+                                       offsetof(struct lp_registry, hdr),
+                               reg->funcs, reg->hdr.n_funcs * sizeof(reg->funcs[0]));
+        /* The header last: a reader sees the new counts only with the
+         * records they count in place. */
+        if (r >= 0)
+                r = proc_write(p, reg->addr, &reg->hdr, sizeof(reg->hdr));
         if (r < 0)
                 errbuf_set(err, "cannot write the liveup registry of pid %d: %s", proc_pid(p),
                            strerror(-r));
