@@ -692,6 +692,7 @@ struct revert_ctx {
         pid_t pid;
         struct lp_registry *reg;
         uint32_t index;
+        uint64_t unmap_base, unmap_size; /* set by the commit */
 };
 
 static int commit_revert(void *userdata, struct errbuf *err)
@@ -699,7 +700,6 @@ static int commit_revert(void *userdata, struct errbuf *err)
         struct revert_ctx *c = userdata;
         struct lp_registry *reg = c->reg;
         struct lp_reg_patch pt = reg->patches[c->index];
-        uint64_t v;
         int r;
 
         /* Put the saved bytes back, last function first. */
@@ -735,9 +735,10 @@ static int commit_revert(void *userdata, struct errbuf *err)
         r = lp_registry_store(c->p, reg, err);
         if (r < 0)
                 return r;
-        /* Nothing can enter the image any more, and no thread is in it. */
-        uint64_t args[6] = { pt.base, pt.size, 0, 0, 0, 0 };
-        (void)proc_syscall(c->p, NULL, SYS_munmap, args, &v, NULL);
+        /* Nothing can enter the image any more and no thread is in it: it
+         * is unmapped after the window (revert_index), to keep it short. */
+        c->unmap_base = pt.base;
+        c->unmap_size = pt.size;
         return 0;
 }
 
@@ -768,6 +769,13 @@ static int revert_index(struct proc *p, struct proc_unwinder *u, struct lp_regis
         }
         r = lp_transition_stop(p, u, &range, 1, timeout, commit_revert, &c, &res->transition,
                                err);
+        if (r >= 0 && c.unmap_size) {
+                struct proc_thread *t = NULL;
+                if (with_one_stopped(p, NULL, &t) == 0) {
+                        (void)proc_munmap(p, c.unmap_base, c.unmap_size, NULL);
+                        (void)resume_one(p, t, NULL);
+                }
+        }
         if (r < 0 && reg->patches[idx].state == LP_REG_STATE_REVERTING &&
             idx < reg->hdr.n_patches && strcmp(reg->patches[idx].id, res->id) == 0) {
                 /* Refused: it stays applied, as it was. */
