@@ -563,8 +563,17 @@ TEST(group_stopped_process_stays_stopped)
         CHECK_OK(procfs_tasks(pid, &tids, &n));
         for (size_t i = 0; i < n; i++) {
                 CHECK_OK(procfs_thread_state(pid, tids[i], &st));
-                if (st != 'T')
-                        fprintf(stderr, "thread %d state %c\n", tids[i], st);
+                /* The kernel puts a detached thread back into the group
+                 * stop asynchronously: wait for it (bounded). */
+                for (int k = 0; k < 500 && st != 'T'; k++) {
+                        usleep(1000);
+                        CHECK_OK(procfs_thread_state(pid, tids[i], &st));
+                }
+                if (st != 'T') {
+                        pid_t tr = -1;
+                        procfs_tracer_pid(pid, tids[i], &tr);
+                        fprintf(stderr, "thread %d state %c tracer %d\n", tids[i], st, tr);
+                }
                 CHECK(st == 'T');
         }
         free(tids);
