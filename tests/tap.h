@@ -125,6 +125,8 @@ static int tap_run(int argc, char **argv)
                 if (pid == 0) {
                         alarm(TAP_TIMEOUT);
                         t->fn();
+                        /* stdout is line-buffered (TAP_MAIN): nothing is
+                         * left to flush but a partial line. */
                         fflush(stdout);
                         _exit(0);
                 }

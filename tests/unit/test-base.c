@@ -245,7 +245,7 @@ TEST(objects_executable_base)
 
 TEST(tasks_lists_every_thread)
 {
-        struct parked p = {};
+        static struct parked p; /* outlives the test: its threads still use it */
         pthread_t t[3];
         _cleanup_free_ pid_t *tids = NULL;
         size_t n = 0;
@@ -271,7 +271,7 @@ TEST(tasks_lists_every_thread)
 
 TEST(thread_name)
 {
-        struct parked p = {};
+        static struct parked p; /* outlives the test: its threads still use it */
         pthread_t t[1];
         char name[64];
 
@@ -292,7 +292,7 @@ TEST(thread_name)
 
 TEST(thread_state_sleeping)
 {
-        struct parked p = {};
+        static struct parked p; /* outlives the test: its threads still use it */
         pthread_t t[1];
         char s;
 
@@ -334,7 +334,7 @@ TEST(thread_state_stopped_child)
 
 TEST(tracer_pid_and_tgid)
 {
-        struct parked p = {};
+        static struct parked p; /* outlives the test: its threads still use it */
         pthread_t t[1];
         pid_t tracer = -1, tgid = -1;
 
