@@ -116,10 +116,8 @@ int verb_apply(int argc, char **argv)
                         }
                         break;
                 case 't':
-                        if (parse_seconds(optarg, &o.timeout) < 0 || o.timeout <= 0) {
-                                log_error("apply: invalid timeout '%s' (seconds, > 0)", optarg);
+                        if (cli_parse_timeout("apply", optarg, &o.timeout) != 0)
                                 return EXIT_USAGE;
-                        }
                         break;
                 case 'j':
                         json = true;
@@ -167,22 +165,14 @@ int verb_apply(int argc, char **argv)
                 struct lp_apply_result res = {};
                 struct errbuf e = {};
 
-                /* Ctrl-C must not cut an operation in the middle: a thread
-                 * running injected code would be left with our registers.
-                 * The signal waits until the process is let go. */
-                sigset_t term, saved;
-                sigemptyset(&term);
-                sigaddset(&term, SIGINT);
-                sigaddset(&term, SIGTERM);
-                sigaddset(&term, SIGHUP);
-                sigaddset(&term, SIGQUIT);
-                sigprocmask(SIG_BLOCK, &term, &saved);
+                sigset_t saved;
+                cli_hold_signals(&saved);
                 struct proc_nice_saved nice;
                 proc_nice_raise(&nice);
                 r = lp_apply(pids[i], f, &o, &res, &e);
                 proc_nice_restore(&nice);
-                sigprocmask(SIG_SETMASK, &saved, NULL);
-                if (all && r == -ENOENT && strstr(e.msg, "has no object with build-id"))
+                cli_release_signals(&saved);
+                if (all && r == -ENXIO)
                         continue; /* same file name, another build: not ours */
                 if (r < 0) {
                         failed++;

@@ -6,6 +6,7 @@
 #include "base/macro.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 
 /* Exit statuses (DESIGN.md: the contract tests and docs rely on). */
@@ -40,6 +41,16 @@ void verb_inspect_usage(FILE *f);
 /* Report a getopt_long() failure (called with opterr = 0, on '?' or ':')
  * as one line, naming the verb, and return EXIT_USAGE. */
 int cli_bad_option(const char *verb, int c, char **argv);
+
+/* Parse a --timeout value (seconds, > 0) into *ret; on junk, log one line
+ * naming the verb and return EXIT_USAGE (else 0). */
+int cli_parse_timeout(const char *verb, const char *arg, double *ret);
+
+/* While a target is held, Ctrl-C must not cut an operation in the middle
+ * (threads left stopped, or running injected code with our registers):
+ * SIGINT, SIGTERM, SIGHUP and SIGQUIT wait until cli_release_signals(). */
+void cli_hold_signals(sigset_t *ret_saved);
+void cli_release_signals(const sigset_t *saved);
 
 /* strerror(-r) starting lowercase, as messages do ("no such process"). */
 const char *cli_strerror(int r);

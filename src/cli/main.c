@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 
 #include "base/log.h"
+#include "base/util.h"
 #include "config.h"
 
 #include <ctype.h>
@@ -114,6 +115,32 @@ const char *cli_strerror(int r)
         if (isupper((unsigned char)buf[0]) && !isupper((unsigned char)buf[1]))
                 buf[0] = (char)tolower((unsigned char)buf[0]);
         return buf;
+}
+
+int cli_parse_timeout(const char *verb, const char *arg, double *ret)
+{
+        if (parse_seconds(arg, ret) < 0 || *ret <= 0) {
+                log_error("%s: invalid timeout '%s' (seconds, > 0)", verb, arg);
+                return EXIT_USAGE;
+        }
+        return 0;
+}
+
+void cli_hold_signals(sigset_t *ret_saved)
+{
+        sigset_t term;
+
+        sigemptyset(&term);
+        sigaddset(&term, SIGINT);
+        sigaddset(&term, SIGTERM);
+        sigaddset(&term, SIGHUP);
+        sigaddset(&term, SIGQUIT);
+        sigprocmask(SIG_BLOCK, &term, ret_saved);
+}
+
+void cli_release_signals(const sigset_t *saved)
+{
+        sigprocmask(SIG_SETMASK, saved, NULL);
 }
 
 int cli_bad_option(const char *verb, int c, char **argv)

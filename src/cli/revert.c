@@ -56,10 +56,8 @@ int verb_revert(int argc, char **argv)
                         all = true;
                         break;
                 case 't':
-                        if (parse_seconds(optarg, &o.timeout) < 0 || o.timeout <= 0) {
-                                log_error("revert: invalid timeout '%s' (seconds, > 0)", optarg);
+                        if (cli_parse_timeout("revert", optarg, &o.timeout) != 0)
                                 return EXIT_USAGE;
-                        }
                         break;
                 case 'j':
                         json = true;
@@ -88,21 +86,13 @@ int verb_revert(int argc, char **argv)
                 struct lp_revert_result res = {};
                 struct errbuf e = {};
 
-                /* Ctrl-C must not cut an operation in the middle: a thread
-                 * running injected code would be left with our registers.
-                 * The signal waits until the process is let go. */
-                sigset_t term, saved;
-                sigemptyset(&term);
-                sigaddset(&term, SIGINT);
-                sigaddset(&term, SIGTERM);
-                sigaddset(&term, SIGHUP);
-                sigaddset(&term, SIGQUIT);
-                sigprocmask(SIG_BLOCK, &term, &saved);
+                sigset_t saved;
+                cli_hold_signals(&saved);
                 struct proc_nice_saved nice;
                 proc_nice_raise(&nice);
                 r = lp_revert(pid, id, &o, &res, &e);
                 proc_nice_restore(&nice);
-                sigprocmask(SIG_SETMASK, &saved, NULL);
+                cli_release_signals(&saved);
                 if (r == -ENOENT && all && done > 0) {
                         r = 0; /* nothing left */
                         break;

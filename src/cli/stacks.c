@@ -213,16 +213,11 @@ static int take_snapshot(pid_t pid, const struct stacks_opts *o, struct snapshot
         _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
         struct proc_attach_opts ao = { .timeout = o->timeout };
         struct errbuf err = {};
-        sigset_t term, saved;
+        sigset_t saved;
         bool bad_input = false;
         int r, q;
 
-        sigemptyset(&term);
-        sigaddset(&term, SIGINT);
-        sigaddset(&term, SIGTERM);
-        sigaddset(&term, SIGHUP);
-        sigaddset(&term, SIGQUIT);
-        sigprocmask(SIG_BLOCK, &term, &saved);
+        cli_hold_signals(&saved);
 
         r = proc_attach(pid, &ao, &p, &err);
         if (r < 0) {
@@ -258,7 +253,7 @@ out_detach:
         }
         p = (proc_free(p), NULL);
 out:
-        sigprocmask(SIG_SETMASK, &saved, NULL);
+        cli_release_signals(&saved);
         if (bad_input)
                 return EXIT_USAGE;
         return r < 0 ? EXIT_REFUSED : EXIT_OK;
@@ -524,10 +519,8 @@ int verb_stacks(int argc, char **argv)
                         }
                         break;
                 case OPT_TIMEOUT:
-                        if (parse_seconds(optarg, &o.timeout) < 0 || o.timeout <= 0) {
-                                log_error("stacks: invalid timeout '%s' (seconds, > 0)", optarg);
+                        if (cli_parse_timeout("stacks", optarg, &o.timeout) != 0)
                                 return EXIT_USAGE;
-                        }
                         break;
                 default:
                         return cli_bad_option("stacks", c, argv);

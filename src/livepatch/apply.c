@@ -502,7 +502,7 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         if (r < 0) {
                 errbuf_set(err, "pid %d has no object with build-id %s loaded (the patch is for "
                            "%s)", pid, f->build_id_hex, f->target);
-                r = -ENOENT;
+                r = -ENXIO;
                 goto out;
         }
         log_debug("apply: elf_proc+object done at %.2f ms", (double)(now_ns() - start) / 1e6);

@@ -25,7 +25,8 @@ struct lp_apply_result {
 /* Apply `f` to `pid`. On any failure the process is as it was (exit 1 in
  * the CLI): wrong build-id, bytes that differ from the build, a function
  * too short for the jump, a symbol not found, a function still busy at the
- * timeout, no permission, the process exiting meanwhile. */
+ * timeout, no permission, the process exiting meanwhile. -ENXIO when the
+ * process does not have the patch's target object (by build-id) loaded. */
 int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
              struct lp_apply_result *ret, struct errbuf *err);
 
