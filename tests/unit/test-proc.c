@@ -241,6 +241,39 @@ enum {
 
 static int n_blocked_kinds = 7;
 
+/* Threads of pid now inside a syscall: the first field of
+ * /proc/PID/task/TID/syscall is the syscall number ("running" or -1
+ * otherwise). */
+static size_t threads_in_syscall(pid_t pid)
+{
+        pid_t *tids = NULL;
+        size_t n = 0, in = 0;
+
+        if (procfs_tasks(pid, &tids, &n) < 0)
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                char path[96];
+                _cleanup_free_ char *text = NULL;
+                snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", pid, tids[i]);
+                if (read_file_str(path, &text, NULL) == 0 && atol(text) >= 0 &&
+                    strncmp(text, "running", 7) != 0)
+                        in++;
+        }
+        free(tids);
+        return in;
+}
+
+/* Bounded (5 s) wait until at least `want` threads of pid are in a syscall. */
+static bool wait_in_syscall(pid_t pid, size_t want)
+{
+        for (int i = 0; i < 5000; i++) {
+                if (threads_in_syscall(pid) >= want)
+                        return true;
+                usleep(1000);
+        }
+        return false;
+}
+
 /* Fork a victim; returns its pid once every thread is in place. The main
  * thread takes the SIGUSR1s (handler without SA_RESTART, in pause()). */
 static pid_t start_victim(int flags, int n_busy)
@@ -289,9 +322,9 @@ static pid_t start_victim(int flags, int n_busy)
                 usleep(1000);
         }
         CHECK(atomic_load(&sh->ready) >= want);
-        /* Give blocked threads time to enter their syscalls: wait until no
-         * thread of the victim but the busy ones is running. */
-        usleep(20000);
+        /* The blocked threads (and main, in pause) announce themselves just
+         * before their syscall: wait until they are really in it. */
+        CHECK(wait_in_syscall(pid, (size_t)want_blocked + 1));
         return pid;
 }
 
