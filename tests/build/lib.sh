@@ -25,8 +25,7 @@ PYTHON=${PYTHON:-python3}
 TARGETS=$LIVEUP_BUILD_TARGETS
 FIXES=$LIVEUP_BUILD_TESTS/fixes
 
-tap_n=0
-tap_failed=0
+. "$LIVEUP_BUILD_TESTS/../tap.sh"
 T=$(mktemp -d "${TMPDIR:-/tmp}/liveup-bt.XXXXXX")
 mkdir "$T/tmp"
 TMPDIR=$T/tmp
@@ -35,38 +34,10 @@ trap 'rm -rf "$T"' EXIT
 trap 'exit 1' INT TERM HUP
 cd "$T" || exit 1
 
-plan() {
-        echo "1..$1"
-}
 
-diag() {
-        echo "# $*"
-}
 
-ok() {
-        tap_n=$((tap_n + 1))
-        if [ "$1" -eq 0 ]; then
-                echo "ok $tap_n - $2"
-        else
-                echo "not ok $tap_n - $2"
-                tap_failed=$((tap_failed + 1))
-        fi
-}
 
-check() {
-        desc=$1
-        shift
-        if "$@"; then
-                ok 0 "$desc"
-        else
-                ok 1 "$desc"
-        fi
-}
 
-done_testing() {
-        [ "$tap_failed" -eq 0 ] || exit 1
-        exit 0
-}
 
 run_liveup() {
         "$LIVEUP" "$@" > "$T/out" 2> "$T/err"
