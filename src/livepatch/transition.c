@@ -99,12 +99,18 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
                         goto out;
                 }
                 res.attempts++;
+                uint64_t t1 = now_ns();
                 clear = all_clear(p, u, ranges, n_ranges, &busy);
+                uint64_t t2 = now_ns();
                 if (clear)
                         r = commit(userdata, err);
+                uint64_t t3 = now_ns();
                 int q = proc_resume_all(p, clear && r < 0 ? NULL : err);
                 uint64_t held = now_ns() - t0;
                 proc_sched_restore(&sched);
+                log_debug("window: stop %.0f us, check %.0f us, commit %.0f us, resume %.0f us",
+                          (t1 - t0) / 1e3, (t2 - t1) / 1e3, (t3 - t2) / 1e3,
+                          (t0 + held - t3) / 1e3);
                 res.held_total_ns += held;
                 res.held_max_ns = MAX(res.held_max_ns, held);
                 if (clear) {
