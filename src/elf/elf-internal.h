@@ -43,6 +43,11 @@ struct elf_file {
         GElf_Phdr *loads;
         size_t n_loads;
 
+        /* The tables below are built on first use (elf_symbols_ensure):
+         * opening libc's took 7-12 ms, and a lookup of an exported symbol
+         * needs none of it (elf_file_lookup_exported reads .gnu.hash).
+         * 0: not built yet, 1: built, < 0: building failed. */
+        int symbols_state;
         /* All symbols, sorted by (name, addr), duplicates removed. */
         struct elf_symbol *symbols;
         size_t n_symbols;
@@ -66,6 +71,13 @@ int elf_file_open_fd(int fd, const char *path, struct elf_file **ret, struct err
  * `image` (from malloc) is taken over, freed on failure too. */
 int elf_file_open_memory(void *image, size_t size, const char *name, struct elf_file **ret,
                          struct errbuf *err);
+
+/* symbols.c: build the symbol tables now if they are not (the separate
+ * debug file is opened then too). Returns 0 or the error building failed
+ * with, every time. */
+int elf_symbols_ensure(const struct elf_file *f);
+/* file.c: find and open the separate debug file of f, if any. */
+int elf_file_open_debug(struct elf_file *f);
 
 /* symbols.c: build the symbol tables of `f` from f->elf and f->debug_elf;
  * free them. */

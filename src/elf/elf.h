@@ -86,6 +86,11 @@ const struct elf_symbol *elf_file_symbol_at_index(const struct elf_file *f, size
 int elf_file_lookup(const struct elf_file *f, const char *name, const struct elf_symbol **ret,
                     struct errbuf *err);
 /* All symbols named `name` (for disambiguation by the caller). */
+/* An exported symbol of `f` (in .dynsym, defined, not local, not TLS) by
+ * name, as the dynamic linker finds it: the default version first. Fast
+ * (.gnu.hash) when the full symbol tables have not been built. -ENOENT if
+ * none. *ret's strings live as long as f. */
+int elf_file_lookup_exported(const struct elf_file *f, const char *name, struct elf_symbol *ret);
 size_t elf_file_lookup_all(const struct elf_file *f, const char *name,
                            const struct elf_symbol **ret, size_t max);
 

@@ -229,7 +229,7 @@ static char *hex_string(const uint8_t *p, size_t n)
  * ROOT/.build-id/xx/rest.debug. It is used only if it is an ELF file of
  * the same machine with the same build-id (a stale debug file would give
  * wrong addresses). Absence is not an error. */
-static int open_debug_file(struct elf_file *f)
+int elf_file_open_debug(struct elf_file *f)
 {
         const char *root = getenv("LIVEUP_DEBUG_ROOT");
         _cleanup_free_ char *path = NULL;
@@ -290,17 +290,8 @@ static int elf_file_index(struct elf_file *f, struct errbuf *err)
         f->build_id_hex = hex_string(f->build_id, f->build_id_len);
         if (!f->build_id_hex)
                 return -ENOMEM;
-        if (f->type != ET_REL && !elf_has_symtab(f->elf)) {
-                r = open_debug_file(f);
-                if (r < 0)
-                        return r;
-        }
-        r = elf_symbols_load(f);
-        if (r < 0) {
-                if (r != -ENOMEM)
-                        errbuf_set(err, "'%s': corrupt symbol table", f->path);
-                return r;
-        }
+        /* Symbols (and the debug file they may come from) are loaded on
+         * first use: see elf_symbols_ensure(). */
         return 0;
 }
 
@@ -391,6 +382,7 @@ const char *elf_file_build_id_hex(const struct elf_file *f)
 
 const char *elf_file_debug_path(const struct elf_file *f)
 {
+        (void)elf_symbols_ensure(f);
         return f->debug_path;
 }
 

@@ -19,6 +19,7 @@
  * For ET_REL files st_value is an offset into the symbol's section and is
  * reported as is (unlinked sections all have sh_addr 0). */
 #include "elf/elf-internal.h"
+#include "base/log.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -339,6 +340,26 @@ static int build_by_addr(struct elf_file *f)
         return 0;
 }
 
+int elf_symbols_ensure(const struct elf_file *cf)
+{
+        /* The tables are a cache of the file's contents: building them
+         * does not change what the (const) file is. */
+        struct elf_file *f = (struct elf_file *)cf;
+        int r;
+
+        if (f->symbols_state != 0)
+                return f->symbols_state < 0 ? f->symbols_state : 0;
+        r = 0;
+        if (f->type != ET_REL && !elf_has_symtab(f->elf))
+                r = elf_file_open_debug(f);
+        if (r >= 0)
+                r = elf_symbols_load(f);
+        if (r < 0)
+                log_debug("'%s': cannot load the symbol table: %s", f->path, strerror(-r));
+        f->symbols_state = r < 0 ? r : 1;
+        return r < 0 ? r : 0;
+}
+
 int elf_symbols_load(struct elf_file *f)
 {
         struct sym_builder b = {};
@@ -371,11 +392,15 @@ void elf_symbols_free(struct elf_file *f)
 
 size_t elf_file_n_symbols(const struct elf_file *f)
 {
+        if (elf_symbols_ensure(f) < 0)
+                return 0;
         return f->n_symbols;
 }
 
 const struct elf_symbol *elf_file_symbol_at_index(const struct elf_file *f, size_t i)
 {
+        if (elf_symbols_ensure(f) < 0)
+                return NULL;
         return i < f->n_symbols ? &f->symbols[i] : NULL;
 }
 
@@ -415,7 +440,14 @@ int elf_file_lookup(const struct elf_file *f, const char *name, const struct elf
         size_t lo, hi, best = SIZE_MAX, n_addrs = 0;
         char list[768];
         size_t len = 0;
+        int r;
 
+        r = elf_symbols_ensure(f);
+        if (r < 0) {
+                errbuf_set(err, "'%s': %s symbol table", f->path,
+                           r == -ENOMEM ? "out of memory loading the" : "corrupt");
+                return r;
+        }
         name_range(f, name, &lo, &hi);
         if (lo == hi) {
                 errbuf_set(err, "symbol '%s' not found in '%s'", name, f->path);
@@ -463,6 +495,8 @@ size_t elf_file_lookup_all(const struct elf_file *f, const char *name,
 {
         size_t lo, hi;
 
+        if (elf_symbols_ensure(f) < 0)
+                return 0;
         name_range(f, name, &lo, &hi);
         for (size_t i = lo; i < hi && i - lo < max; i++)
                 ret[i - lo] = &f->symbols[i];
@@ -472,8 +506,14 @@ size_t elf_file_lookup_all(const struct elf_file *f, const char *name,
 int elf_file_symbol_for(const struct elf_file *f, uint64_t addr, const struct elf_symbol **ret,
                         uint64_t *ret_offset)
 {
-        size_t lo = 0, hi = f->n_by_addr;
+        size_t lo, hi;
+        int r;
 
+        r = elf_symbols_ensure(f);
+        if (r < 0)
+                return r;
+        lo = 0;
+        hi = f->n_by_addr;
         /* The last symbol starting at or below addr... */
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
@@ -498,4 +538,155 @@ int elf_file_symbol_for(const struct elf_file *f, uint64_t addr, const struct el
                 }
         }
         return -ENOENT;
+}
+
+/* ---- Exported symbols through .gnu.hash ----------------------------------- */
+
+/* The GNU hash of a symbol name (the dynamic linker's: h = h * 33 + c). */
+static uint32_t gnu_hash(const char *name)
+{
+        uint32_t h = 5381;
+
+        for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+                h = h * 33 + *c;
+        return h;
+}
+
+static Elf_Scn *find_section(Elf *elf, uint32_t type, GElf_Shdr *ret)
+{
+        Elf_Scn *scn = NULL;
+
+        while ((scn = elf_nextscn(elf, scn)))
+                if (gelf_getshdr(scn, ret) && ret->sh_type == type)
+                        return scn;
+        return NULL;
+}
+
+/* Look `name` up in the .gnu.hash of f's .dynsym, as the dynamic linker
+ * does: 1 found, 0 not there, -ENOTSUP when the file has no usable hash
+ * table (the caller falls back to the full tables). Every index read from
+ * the file is checked. */
+static int gnu_hash_lookup(const struct elf_file *f, const char *name, struct elf_symbol *ret)
+{
+        Elf *elf = f->elf;
+        GElf_Shdr hsh, dsh;
+        Elf_Scn *hscn, *dscn;
+        Elf_Data *hd, *dd, *versym;
+        const uint32_t *words, *buckets, *chains;
+        uint32_t nbuckets, symoffset, bloom_size, h;
+        size_t n_words, n_syms, n_versym = 0, chain_base;
+        bool have_hidden = false;
+        struct elf_symbol hidden = {};
+
+        hscn = find_section(elf, SHT_GNU_HASH, &hsh);
+        if (!hscn)
+                return -ENOTSUP;
+        dscn = elf_getscn(elf, hsh.sh_link);
+        if (!dscn || !gelf_getshdr(dscn, &dsh) || dsh.sh_type != SHT_DYNSYM)
+                return -ENOTSUP;
+        hd = elf_rawdata(hscn, NULL);
+        dd = elf_getdata(dscn, NULL);
+        if (!hd || !hd->d_buf || !dd || !dd->d_buf || dd->d_type != ELF_T_SYM ||
+            gelf_getclass(elf) != ELFCLASS64 || (uintptr_t)hd->d_buf % 4)
+                return -ENOTSUP;
+        words = hd->d_buf;
+        n_words = hd->d_size / 4;
+        if (n_words < 4)
+                return -ENOTSUP;
+        nbuckets = words[0];
+        symoffset = words[1];
+        bloom_size = words[2];
+        /* The header, the 64-bit bloom words, the buckets. */
+        if (nbuckets == 0 || bloom_size > n_words || 4 + 2 * (size_t)bloom_size > n_words ||
+            nbuckets > n_words - 4 - 2 * (size_t)bloom_size)
+                return -ENOTSUP;
+        buckets = words + 4 + 2 * (size_t)bloom_size;
+        chains = buckets + nbuckets;
+        chain_base = 4 + 2 * (size_t)bloom_size + nbuckets;
+        n_syms = dd->d_size / sizeof(Elf64_Sym);
+        versym = find_versym(elf, elf_ndxscn(dscn));
+        if (versym)
+                n_versym = versym->d_size / sizeof(GElf_Versym);
+
+        h = gnu_hash(name);
+        for (size_t i = buckets[h % nbuckets]; i >= symoffset && i < n_syms; i++) {
+                size_t ci = i - symoffset;
+                uint32_t h2;
+                GElf_Sym sym;
+                const char *sname;
+                unsigned type, bind;
+                bool is_hidden;
+
+                if (ci >= n_words - chain_base)
+                        break;
+                h2 = chains[ci];
+                if ((h | 1) == (h2 | 1) && gelf_getsym(dd, (int)i, &sym) &&
+                    (sname = elf_strptr(elf, dsh.sh_link, sym.st_name)) &&
+                    strcmp(sname, name) == 0) {
+                        type = GELF_ST_TYPE(sym.st_info);
+                        bind = GELF_ST_BIND(sym.st_info);
+                        is_hidden = versym && i < n_versym &&
+                                    (((const GElf_Versym *)versym->d_buf)[i] & VERSYM_HIDDEN);
+                        if (sym.st_shndx != SHN_UNDEF && bind != STB_LOCAL &&
+                            type != STT_TLS && type != STT_SECTION && type != STT_FILE) {
+                                struct elf_symbol s = {
+                                        .name = sname,
+                                        .addr = sym.st_value,
+                                        .size = sym.st_size,
+                                        .type = map_type(type),
+                                        .weak = bind == STB_WEAK,
+                                        .ifunc = type == STT_GNU_IFUNC,
+                                        .source = ELF_SRC_DYNSYM,
+                                };
+                                if (!is_hidden) {
+                                        *ret = s;
+                                        return 1;
+                                }
+                                if (!have_hidden) {
+                                        hidden = s;
+                                        have_hidden = true;
+                                }
+                        }
+                }
+                if (h2 & 1)
+                        break;
+        }
+        /* Only an older version ("name@VERSION"): what the full tables
+         * would give as last choice. */
+        if (have_hidden) {
+                *ret = hidden;
+                return 1;
+        }
+        return 0;
+}
+
+int elf_file_lookup_exported(const struct elf_file *f, const char *name, struct elf_symbol *ret)
+{
+        const struct elf_symbol *cands[8];
+        size_t k, best = SIZE_MAX;
+        int r;
+
+        if (f->symbols_state == 0) {
+                r = gnu_hash_lookup(f, name, ret);
+                if (r >= 0)
+                        return r > 0 ? 0 : -ENOENT;
+        }
+        /* Tables already built, or no hash table: the full tables. */
+        r = elf_symbols_ensure(f);
+        if (r < 0)
+                return r;
+        k = MIN(elf_file_lookup_all(f, name, cands, ELEMENTSOF(cands)), ELEMENTSOF(cands));
+        for (size_t j = 0; j < k; j++) {
+                if (cands[j]->local || cands[j]->type == ELF_SYM_TLS ||
+                    cands[j]->source != ELF_SRC_DYNSYM)
+                        continue;
+                /* The default version before an older one. */
+                if (best == SIZE_MAX ||
+                    (f->hidden[cands[best] - f->symbols] && !f->hidden[cands[j] - f->symbols]))
+                        best = j;
+        }
+        if (best == SIZE_MAX)
+                return -ENOENT;
+        *ret = *cands[best];
+        return 0;
 }

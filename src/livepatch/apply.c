@@ -6,16 +6,23 @@
  *      bytes against the build (Ksplice's pre-image check): the bytes in
  *      the process, with any earlier liveup jump taken out, must hash to
  *      what the patch was built against; and it must be long enough;
- *   3. with one thread stopped (the others run on): map the patch image
- *      within ±2 GiB of the target object, create the registry if absent;
- *   4. link the patch for that address against the target's symbols, and
- *      copy it in (nothing points at it yet, so the threads may run);
- *   5. the transition: all threads stopped, no stack in a replaced
+ *   3. resolve every symbol the patch needs (a trial link), while the
+ *      threads run;
+ *   4. the preparation window, every thread stopped: map the patch image
+ *      within ±2 GiB of the target object (code r-x, data rw-), create the
+ *      registry if absent, call IFUNC resolvers, journal the patch as
+ *      APPLYING. Remote syscalls run in one stopped thread; with the
+ *      others stopped too it runs at once (with busy siblings running,
+ *      each syscall waited for their time slices: 8 ms at 16 threads);
+ *   5. link the patch for that address, and copy it in (nothing points at
+ *      it yet, so the threads may run);
+ *   6. the transition: all threads stopped, no stack in a replaced
  *      function (or in a replacement being replaced), then the jumps are
  *      written and the registry updated, all within one stop window;
- *   6. detach.
+ *   7. detach.
  * revert is the mirror: the patch's code must be on no stack; the saved
- * bytes go back, the registry record goes, the image is unmapped.
+ * bytes go back, the registry record goes, the image is unmapped, all in
+ * one stop window.
  *
  * Machine facts: code is written through /proc/PID/mem (proc_write), which
  * works on read-only text without an mprotect in the target. The jump is
@@ -61,9 +68,21 @@ struct apply_ctx {
         bool reg_created;
         struct target_func *funcs;
         size_t n_funcs;
-        uint64_t base, size;
+        uint64_t base, size, text_size;
         struct lp_image *img;
         int rec;                 /* index of our journal record, -1: none */
+        /* Symbols the patch needs, resolved once: the first link (for a
+         * likely base, before the stop window) fills it, the real one
+         * reads it. IFUNCs are resolved by a call in the target, which
+         * needs a stopped thread: the first link only records them. */
+        struct resolved {
+                char *name;
+                uint64_t addr;
+                uint64_t resolver; /* an IFUNC still to resolve: its resolver */
+        } *syms;
+        size_t n_syms;
+        bool dry;                 /* the first link: do not call resolvers */
+        struct lp_transition_result windows; /* the windows outside the transition */
 };
 
 /* Test-only: LIVEUP_TEST_CRASH=STEP makes the tool kill itself at STEP, as
@@ -146,87 +165,131 @@ static int check_functions(struct apply_ctx *c, struct errbuf *err)
 
 /* ---- Resolving the patch's symbols in the target ------------------------ */
 
-static int with_one_stopped(struct proc *p, struct errbuf *err, struct proc_thread **ret);
-static int resume_one(struct proc *p, struct proc_thread *t, struct errbuf *err);
-
-/* An IFUNC symbol (glibc's strlen, memcpy...) names a resolver that returns
- * the implementation for this CPU; the dynamic linker calls it once. We
- * call it in the target too (it only reads CPU features set up at start,
- * takes no lock), with one thread stopped. */
-static int resolve_ifunc(struct apply_ctx *c, const char *name, uint64_t resolver,
-                         uint64_t *ret, struct errbuf *err)
+static struct resolved *resolved_find(struct apply_ctx *c, const char *name)
 {
-        struct proc_thread *t = NULL;
-        uint64_t args[6] = { 0 }, v = 0;
-        int r, q;
+        for (size_t i = 0; i < c->n_syms; i++)
+                if (strcmp(c->syms[i].name, name) == 0)
+                        return &c->syms[i];
+        return NULL;
+}
 
-        r = with_one_stopped(c->p, err, &t);
-        if (r < 0)
-                return r;
-        r = proc_call(c->p, t, resolver, args, 1000000000ull, &v, err);
-        q = resume_one(c->p, t, err);
-        if (r >= 0 && q < 0)
-                r = q;
-        if (r < 0)
-                return r;
-        if (v == 0) {
-                errbuf_set(err, "the resolver of '%s' in pid %d returned nothing", name,
-                           c->pid);
-                return -ENOENT;
-        }
-        log_debug("ifunc '%s' resolved to 0x%" PRIx64, name, v);
-        *ret = v;
+static int resolved_add(struct apply_ctx *c, const char *name, uint64_t addr, uint64_t resolver)
+{
+        struct resolved *n = reallocarray(c->syms, c->n_syms + 1, sizeof(*n));
+
+        if (!n)
+                return -ENOMEM;
+        c->syms = n;
+        n[c->n_syms].name = strdup(name);
+        if (!n[c->n_syms].name)
+                return -ENOMEM;
+        n[c->n_syms].addr = addr;
+        n[c->n_syms].resolver = resolver;
+        c->n_syms++;
         return 0;
 }
 
-static int resolve(void *userdata, const char *name, uint64_t *ret, struct errbuf *err)
+/* Where `name` is in the target: the target object first, statics
+ * included; then the exported symbols of every other object, in map order
+ * (the executable and its libraries, as the dynamic linker would). Sets
+ * *ret_ifunc when the address is an IFUNC resolver. */
+static int lookup(struct apply_ctx *c, const char *name, uint64_t *ret, bool *ret_ifunc,
+                  struct errbuf *err)
 {
-        struct apply_ctx *c = userdata;
         const struct elf_symbol *sym;
         struct procfs_object *objs = NULL;
         size_t n = 0;
         int r;
 
-        /* The target object first, statics included. */
         r = elf_file_lookup(c->target, name, &sym, err);
         if (r == 0) {
-                if (sym->ifunc)
-                        return resolve_ifunc(c, name, c->bias + sym->addr, ret, err);
                 *ret = c->bias + sym->addr;
+                *ret_ifunc = sym->ifunc;
                 return 0;
         }
         if (r != -ENOENT)
                 return r;
-        /* Then the exported symbols of every other object, in map order
-         * (the executable and its libraries, as the dynamic linker would). */
         r = procfs_objects(elf_proc_maps(c->ep), &objs, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
                 struct elf_file *ef;
                 uint64_t bias;
-                const struct elf_symbol *cands[8];
-                size_t k;
+                struct elf_symbol s;
 
                 if (objs[i].path[0] != '/')
                         continue;
                 if (elf_proc_object(c->ep, objs[i].path, NULL, &ef, &bias, NULL) < 0 ||
                     ef == c->target)
                         continue;
-                k = elf_file_lookup_all(ef, name, cands, ELEMENTSOF(cands));
-                for (size_t j = 0; j < MIN(k, ELEMENTSOF(cands)); j++) {
-                        if (cands[j]->local || cands[j]->type == ELF_SYM_TLS)
-                                continue;
-                        free(objs);
-                        if (cands[j]->ifunc)
-                                return resolve_ifunc(c, name, bias + cands[j]->addr, ret, err);
-                        *ret = bias + cands[j]->addr;
-                        return 0;
-                }
+                if (elf_file_lookup_exported(ef, name, &s) < 0)
+                        continue;
+                free(objs);
+                *ret = bias + s.addr;
+                *ret_ifunc = s.ifunc;
+                return 0;
         }
         free(objs);
         errbuf_set(err, "symbol '%s' is not defined in the target or its libraries", name);
         return -ENOENT;
+}
+
+static int resolve(void *userdata, const char *name, uint64_t *ret, struct errbuf *err)
+{
+        struct apply_ctx *c = userdata;
+        struct resolved *s = resolved_find(c, name);
+        uint64_t addr = 0;
+        bool ifunc = false;
+        int r;
+
+        if (!s) {
+                r = lookup(c, name, &addr, &ifunc, err);
+                if (r < 0)
+                        return r;
+                r = resolved_add(c, name, ifunc ? 0 : addr, ifunc ? addr : 0);
+                if (r < 0)
+                        return r;
+                s = &c->syms[c->n_syms - 1];
+        }
+        if (s->resolver) {
+                if (!c->dry) {
+                        errbuf_set(err, "the IFUNC '%s' was not resolved", name);
+                        return -EINVAL;
+                }
+                /* A stand-in of the same reach until the real link. */
+                *ret = s->resolver;
+                return 0;
+        }
+        *ret = s->addr;
+        return 0;
+}
+
+/* An IFUNC symbol (glibc's strlen, memcpy...) names a resolver that returns
+ * the implementation for this CPU; the dynamic linker calls it once. We
+ * call it in the target too (it only reads CPU features set up at start,
+ * takes no lock), in the preparation window. */
+static int resolve_ifuncs(struct apply_ctx *c, struct errbuf *err)
+{
+        for (size_t i = 0; i < c->n_syms; i++) {
+                struct resolved *s = &c->syms[i];
+                uint64_t args[6] = { 0 }, v = 0;
+                int r;
+
+                if (!s->resolver)
+                        continue;
+                r = proc_call(c->p, NULL, s->resolver, args, 1000000000ull, &v, err);
+                if (r < 0)
+                        return r;
+                if (v == 0) {
+                        errbuf_set(err, "the resolver of '%s' in pid %d returned nothing",
+                                   s->name, c->pid);
+                        return -ENOENT;
+                }
+                log_debug("ifunc '%s' resolved to 0x%" PRIx64, s->name, v);
+                s->addr = v;
+                s->resolver = 0;
+        }
+        return 0;
 }
 
 /* ---- Placing the image -------------------------------------------------- */
@@ -237,40 +300,74 @@ static bool in_reach(const struct procfs_object *o, uint64_t base, uint64_t size
         return hi - lo < REACH - (1u << 20);
 }
 
-static int map_image(struct apply_ctx *c, struct errbuf *err)
+/* The k-th place to try for the image (k from 0), or 0 when there are no
+ * more: just below and just above the object, 16 MiB apart. Below first:
+ * above an executable lies its heap (brk), which must stay free to grow. */
+static uint64_t candidate(const struct apply_ctx *c, int k)
 {
         const struct procfs_object *o = c->obj;
+
+        for (; k < 32; k++) {
+                uint64_t step = (uint64_t)(k / 2 + 1) << 24;
+                if (k % 2 == 1)
+                        return ALIGN_UP(o->end, 1ull << 21) + step;
+                if (o->start > step + c->size)
+                        return ALIGN_DOWN(o->start - c->size - step, 4096ull);
+        }
+        return 0;
+}
+
+/* Map the image at the first free candidate (threads stopped): its code
+ * r-x from the start (we write it through /proc/PID/mem, which needs no
+ * write permission), the rest rw-. */
+static int map_image(struct apply_ctx *c, struct errbuf *err)
+{
         int r = -ENOSPC;
 
-        /* Candidates just below and just above the object, 16 MiB apart.
-         * Below first: above an executable lies its heap (brk), which must
-         * stay free to grow. */
-        for (int k = 1; k <= 16; k++) {
-                for (int dir = 1; dir >= 0; dir--) {
-                        uint64_t step = (uint64_t)k << 24, hint, got = 0;
-                        if (dir == 0)
-                                hint = ALIGN_UP(o->end, 1ull << 21) + step;
-                        else if (o->start > step + c->size)
-                                hint = ALIGN_DOWN(o->start - c->size - step, 4096ull);
-                        else
-                                continue;
-                        r = proc_mmap(c->p, hint, c->size, PROT_READ | PROT_WRITE,
+        for (int k = 0;; k++) {
+                uint64_t hint = candidate(c, k), got = 0, got_data = 0;
+
+                if (!hint)
+                        break;
+                if (!in_reach(c->obj, hint, c->size))
+                        continue;
+                r = proc_mmap(c->p, hint, c->text_size, PROT_READ | PROT_EXEC,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0, &got,
+                              NULL);
+                if (r == -ESRCH)
+                        break;
+                if (r < 0)
+                        continue;
+                if (got != hint) { /* a kernel without MAP_FIXED_NOREPLACE */
+                        (void)proc_munmap(c->p, got, c->text_size, NULL);
+                        r = -ENOSPC;
+                        continue;
+                }
+                if (c->size > c->text_size) {
+                        r = proc_mmap(c->p, hint + c->text_size, c->size - c->text_size,
+                                      PROT_READ | PROT_WRITE,
                                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0,
-                                      &got, NULL);
-                        if (r < 0)
-                                continue;
-                        if (got != hint || !in_reach(o, got, c->size)) {
-                                (void)proc_munmap(c->p, got, c->size, NULL);
+                                      &got_data, NULL);
+                        if (r >= 0 && got_data != hint + c->text_size) {
+                                (void)proc_munmap(c->p, got_data, c->size - c->text_size, NULL);
                                 r = -ENOSPC;
+                        }
+                        if (r < 0) {
+                                (void)proc_munmap(c->p, got, c->text_size, NULL);
+                                if (r == -ESRCH)
+                                        break;
                                 continue;
                         }
-                        c->base = got;
-                        return 0;
                 }
+                c->base = got;
+                return 0;
         }
-        errbuf_set(err, "found no free address range within 2 GiB of '%s' in pid %d", o->path,
-                   c->pid);
-        return r;
+        if (r == -ESRCH)
+                errbuf_set(err, "pid %d exited during the operation", c->pid);
+        else
+                errbuf_set(err, "found no free address range within 2 GiB of '%s' in pid %d",
+                           c->obj->path, c->pid);
+        return r == -ESRCH ? r : -ENOSPC;
 }
 
 /* ---- The commit, inside the stop window --------------------------------- */
@@ -405,40 +502,75 @@ static int recover(struct proc *p, struct proc_unwinder *u, struct lp_registry *
 static void ctx_done(struct apply_ctx *c)
 {
         lp_image_free(c->img);
+        for (size_t i = 0; i < c->n_syms; i++)
+                free(c->syms[i].name);
+        free(c->syms);
         free(c->funcs);
         elf_proc_free(c->ep);
         free(c->reg);
 }
 
-/* Run a few remote syscalls with one thread stopped, the others running.
- * That is a stop window too: the tool runs at SCHED_FIFO until
- * resume_one() (see src/proc/sched.c), or with busy target threads each
- * of its wake-ups waits behind them. */
-static struct proc_sched_saved one_sched;
-
-static int with_one_stopped(struct proc *p, struct errbuf *err, struct proc_thread **ret)
+/* The preparation window: with every thread stopped, map the image, make
+ * the registry if there is none, resolve IFUNCs, and journal the patch as
+ * APPLYING. Remote syscalls run in a stopped thread, which the scheduler
+ * runs at once when nothing else of the target is runnable: with one
+ * thread stopped and busy siblings, each syscall waited for their time
+ * slices (about 8 ms each at 16 busy threads on 2 CPUs). */
+static int prepare_window(struct apply_ctx *c, struct errbuf *err)
 {
-        struct proc_thread *t = proc_thread_at(p, 0);
-        int r;
+        struct lp_window w;
+        int r, q;
 
-        if (!t)
-                return -ESRCH;
-        proc_sched_raise(&one_sched);
-        r = proc_stop_thread(p, t, err);
-        if (r < 0) {
-                proc_sched_restore(&one_sched);
+        r = lp_window_open(c->p, &w, err);
+        if (r < 0)
                 return r;
+        r = map_image(c, err);
+        if (r < 0)
+                goto out;
+        if (!c->reg->addr) {
+                /* The memfd's name goes where the image's code will be. */
+                r = lp_registry_create(c->p, c->base, c->reg, err);
+                if (r < 0)
+                        goto err_unmap;
+                c->reg_created = true;
         }
-        *ret = t;
-        return 0;
+        r = resolve_ifuncs(c, err);
+        if (r < 0)
+                goto err_unmap;
+        r = journal_begin(c, err);
+        if (r < 0)
+                goto err_unmap;
+        test_crash_point("after-journal");
+        goto out;
+
+err_unmap:
+        (void)proc_munmap(c->p, c->base, c->size, NULL);
+        c->base = 0;
+        if (c->reg_created) {
+                (void)proc_munmap(c->p, c->reg->addr, c->reg->size, NULL);
+                c->reg->addr = 0;
+                c->reg_created = false;
+        }
+out:
+        q = lp_window_close(c->p, &w, &c->windows, r < 0 ? NULL : err);
+        return r < 0 ? r : q;
 }
 
-static int resume_one(struct proc *p, struct proc_thread *t, struct errbuf *err)
+/* Undo the preparation (the apply failed before its commit). */
+static void unprepare(struct apply_ctx *c)
 {
-        int r = proc_resume_thread(p, t, err);
+        struct lp_window w;
 
-        proc_sched_restore(&one_sched);
-        return r;
+        if (proc_gone(c->p) || (!c->base && !c->reg_created))
+                return;
+        if (lp_window_open(c->p, &w, NULL) < 0)
+                return;
+        journal_drop(c);
+        if (c->base)
+                (void)proc_munmap(c->p, c->base, c->size, NULL);
+        if (c->reg_created)
+                (void)proc_munmap(c->p, c->reg->addr, c->reg->size, NULL);
+        (void)lp_window_close(c->p, &w, &c->windows, NULL);
 }
 
 int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
@@ -448,9 +580,8 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
         struct apply_ctx c = { .pid = pid, .f = f, .rec = -1 };
         struct lp_apply_result res = {};
-        struct proc_thread *t = NULL;
         struct lp_range *ranges = NULL;
-        size_t n_ranges = 0;
+        size_t n_ranges = 0, text_size = 0;
         uint64_t start = now_ns();
         double timeout = o && o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT;
         int r;
@@ -505,57 +636,53 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
                 r = -ENXIO;
                 goto out;
         }
-        log_debug("apply: elf_proc+object done at %.2f ms", (double)(now_ns() - start) / 1e6);
         r = check_functions(&c, err);
         if (r < 0)
                 goto out;
-
-        log_debug("apply: check done at %.2f ms", (double)(now_ns() - start) / 1e6);
-        r = lp_link_size(f->image, f->image_size, &res.size, err);
+        r = lp_link_size(f->image, f->image_size, &res.size, &text_size, err);
         if (r < 0)
                 goto out;
         c.size = res.size;
+        c.text_size = text_size;
 
-        /* Map the image and make sure the registry exists: remote syscalls
-         * in one stopped thread while the others run on. */
-        r = with_one_stopped(p, err, &t);
+        /* Resolve every symbol now, with a trial link for the likeliest
+         * place (IFUNCs are only noted), so that the window below holds
+         * nothing but remote syscalls. */
+        {
+                struct lp_image *trial = NULL;
+                c.dry = true;
+                r = lp_link(f->image, f->image_size, candidate(&c, 0) ? candidate(&c, 0) : 1ull << 32,
+                            resolve, &c, &trial, err);
+                c.dry = false;
+                lp_image_free(trial);
+                if (r < 0)
+                        goto out;
+        }
+        r = proc_inject_prepare(p, err);
         if (r < 0)
                 goto out;
-        r = map_image(&c, err);
+        log_debug("apply: checked and resolved at %.2f ms", (double)(now_ns() - start) / 1e6);
+
+        r = prepare_window(&c, err);
         if (r < 0)
-                goto err_resume;
-        if (!c.reg->addr) {
-                r = lp_registry_create(p, c.reg, err);
-                if (r < 0)
-                        goto err_unmap;
-                c.reg_created = true;
-        }
-        r = journal_begin(&c, err);
-        if (r < 0)
-                goto err_resume;
-        test_crash_point("after-journal");
-        r = resume_one(p, t, err);
-        t = NULL;
-        if (r < 0)
-                goto err_unmap;
+                goto out;
 
         /* Link for that address and copy the image in: nothing refers to it
          * yet, so the threads may run meanwhile. */
-        log_debug("apply: map+journal done at %.2f ms", (double)(now_ns() - start) / 1e6);
+        log_debug("apply: mapped at %.2f ms", (double)(now_ns() - start) / 1e6);
         r = lp_link(f->image, f->image_size, c.base, resolve, &c, &c.img, err);
         if (r < 0)
-                goto err_unmap;
+                goto err_unprepare;
         r = proc_write(p, c.base, c.img->buf, c.img->size);
         if (r < 0) {
                 errbuf_set(err, "cannot copy the patch into pid %d: %s", pid, strerror(-r));
-                goto err_unmap;
+                goto err_unprepare;
         }
 
-        log_debug("apply: link+copy done at %.2f ms", (double)(now_ns() - start) / 1e6);
         ranges = calloc(2 * c.n_funcs + 1, sizeof(*ranges));
         if (!ranges) {
                 r = -ENOMEM;
-                goto err_unmap;
+                goto err_unprepare;
         }
         for (size_t i = 0; i < c.n_funcs; i++) {
                 struct target_func *tf = &c.funcs[i];
@@ -563,13 +690,13 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
                 r = lp_image_lookup(c.img, tf->meta->new_name, &tf->new_addr, &size);
                 if (r < 0) {
                         errbuf_set(err, "the patch has no function '%s'", tf->meta->new_name);
-                        goto err_unmap;
+                        goto err_unprepare;
                 }
                 r = arch_encode_jump(tf->jump_at, tf->new_addr, tf->jump, sizeof(tf->jump));
                 if (r < 0) {
                         errbuf_set(err, "'%s' is out of reach of its replacement",
                                    tf->meta->name);
-                        goto err_unmap;
+                        goto err_unprepare;
                 }
                 tf->jump_len = (size_t)r;
                 c.reg->funcs[c.reg->patches[c.rec].first_func + i].new_addr = tf->new_addr;
@@ -594,37 +721,14 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         c.reg->patches[c.rec].text_size = c.img->text_size;
         r = lp_registry_store(p, c.reg, err);
         if (r < 0)
-                goto err_unmap;
+                goto err_unprepare;
 
-        /* The image's code must be executable, its data not. */
-        r = with_one_stopped(p, err, &t);
-        if (r < 0)
-                goto err_unmap;
-        {
-                uint64_t args[6] = { c.base, c.img->text_size, PROT_READ | PROT_EXEC, 0, 0, 0 };
-                uint64_t v = 0;
-                if (c.img->text_size > 0) {
-                        r = proc_syscall(p, t, SYS_mprotect, args, &v, err);
-                        if (r >= 0 && (int64_t)v < 0) {
-                                errbuf_set(err, "mprotect in pid %d failed: %s", pid,
-                                           strerror((int)-(int64_t)v));
-                                r = (int)(int64_t)v;
-                        }
-                        if (r < 0)
-                                goto err_resume;
-                }
-        }
-        r = resume_one(p, t, err);
-        t = NULL;
-        if (r < 0)
-                goto err_unmap;
-
-        log_debug("apply: mprotect done at %.2f ms", (double)(now_ns() - start) / 1e6);
+        log_debug("apply: linked and copied at %.2f ms", (double)(now_ns() - start) / 1e6);
         /* The unwinder must see the new mappings. */
         r = u ? proc_unwinder_refresh(u, err) : proc_unwinder_new(p, &u, err);
         if (r < 0)
-                goto err_unmap;
-        log_debug("apply: unwinder done at %.2f ms", (double)(now_ns() - start) / 1e6);
+                goto err_unprepare;
+        log_debug("apply: unwinder ready at %.2f ms", (double)(now_ns() - start) / 1e6);
         r = lp_transition_stop(p, u, ranges, n_ranges, timeout, commit_apply, &c,
                                &res.transition, err);
         if (r < 0) {
@@ -633,7 +737,7 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
                         snprintf(msg, sizeof(msg), "%s", err->msg);
                         errbuf_set(err, "refusing to patch pid %d: %s", pid, msg);
                 }
-                goto err_unmap;
+                goto err_unprepare;
         }
 
         snprintf(res.id, sizeof(res.id), "%s", f->id);
@@ -644,21 +748,8 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         r = 0;
         goto out;
 
-err_resume:
-        if (t)
-                (void)resume_one(p, t, NULL);
-        t = NULL;
-err_unmap:
-        /* Take back what we mapped (one thread stopped for the syscalls). */
-        if (!proc_gone(p))
-                journal_drop(&c);
-        if (!proc_gone(p) && (c.base || c.reg_created) && with_one_stopped(p, NULL, &t) == 0) {
-                if (c.base)
-                        (void)proc_munmap(p, c.base, c.size, NULL);
-                if (c.reg_created)
-                        (void)proc_munmap(p, c.reg->addr, c.reg->size, NULL);
-                (void)resume_one(p, t, NULL);
-        }
+err_unprepare:
+        unprepare(&c);
 out:
         free(ranges);
         u = (proc_unwinder_free(u), NULL);
@@ -667,6 +758,7 @@ out:
                 if (r >= 0 && q < 0)
                         r = q;
         }
+        lp_transition_add(&res.transition, &c.windows);
         res.total_ns = now_ns() - start;
         if (r < 0 && err && err->msg[0]) {
                 /* Every refusal names the process (it matters with --all). */
@@ -692,7 +784,6 @@ struct revert_ctx {
         pid_t pid;
         struct lp_registry *reg;
         uint32_t index;
-        uint64_t unmap_base, unmap_size; /* set by the commit */
 };
 
 static int commit_revert(void *userdata, struct errbuf *err)
@@ -735,10 +826,11 @@ static int commit_revert(void *userdata, struct errbuf *err)
         r = lp_registry_store(c->p, reg, err);
         if (r < 0)
                 return r;
-        /* Nothing can enter the image any more and no thread is in it: it
-         * is unmapped after the window (revert_index), to keep it short. */
-        c->unmap_base = pt.base;
-        c->unmap_size = pt.size;
+        /* Nothing can enter the image any more and no thread is in it.
+         * Unmapped in this window (a thread stopped runs the syscall at
+         * once); a liveup killed right before leaves only a mapping no
+         * record names. */
+        (void)proc_munmap(c->p, pt.base, pt.size, NULL);
         return 0;
 }
 
@@ -767,15 +859,11 @@ static int revert_index(struct proc *p, struct proc_unwinder *u, struct lp_regis
                 if (r < 0)
                         return r;
         }
+        r = proc_inject_prepare(p, err);
+        if (r < 0)
+                return r;
         r = lp_transition_stop(p, u, &range, 1, timeout, commit_revert, &c, &res->transition,
                                err);
-        if (r >= 0 && c.unmap_size) {
-                struct proc_thread *t = NULL;
-                if (with_one_stopped(p, NULL, &t) == 0) {
-                        (void)proc_munmap(p, c.unmap_base, c.unmap_size, NULL);
-                        (void)resume_one(p, t, NULL);
-                }
-        }
         if (r < 0 && reg->patches[idx].state == LP_REG_STATE_REVERTING &&
             idx < reg->hdr.n_patches && strcmp(reg->patches[idx].id, res->id) == 0) {
                 /* Refused: it stays applied, as it was. */

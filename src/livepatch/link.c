@@ -480,7 +480,8 @@ static int collect_symbols(struct linker *l, struct lp_image *img)
         return 0;
 }
 
-int lp_link_size(const void *elf_image, size_t elf_size, size_t *ret_size, struct errbuf *err)
+int lp_link_size(const void *elf_image, size_t elf_size, size_t *ret_size, size_t *ret_text_size,
+                 struct errbuf *err)
 {
         struct linker l = {};
         int r;
@@ -488,8 +489,11 @@ int lp_link_size(const void *elf_image, size_t elf_size, size_t *ret_size, struc
         r = open_object(&l, elf_image, elf_size, err);
         if (r >= 0)
                 r = layout(&l, err);
-        if (r >= 0)
+        if (r >= 0) {
                 *ret_size = l.size;
+                if (ret_text_size)
+                        *ret_text_size = l.text_size;
+        }
         linker_done(&l);
         return r < 0 ? r : 0;
 }

@@ -41,9 +41,11 @@ struct lp_image {
         size_t n_stubs, n_got; /* far branches and GOT slots created */
 };
 
-/* Upper bound of the image size for this object (to reserve the address
- * range before the final base is known). */
-int lp_link_size(const void *elf_image, size_t elf_size, size_t *ret_size, struct errbuf *err);
+/* Upper bounds of the image size and of its text part for this object (to
+ * reserve the address range before the final base is known); the image
+ * lp_link() makes has exactly these sizes. ret_text_size may be NULL. */
+int lp_link_size(const void *elf_image, size_t elf_size, size_t *ret_size, size_t *ret_text_size,
+                 struct errbuf *err);
 
 /* Link the ET_REL object in elf_image for `base`. */
 int lp_link(const void *elf_image, size_t elf_size, uint64_t base, lp_resolve_fn resolve,

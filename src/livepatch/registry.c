@@ -151,24 +151,21 @@ static int remote_call_ok(struct proc *p, long nr, uint64_t a0, uint64_t a1, uin
         return 0;
 }
 
-int lp_registry_create(struct proc *p, struct lp_registry *reg, struct errbuf *err)
+int lp_registry_create(struct proc *p, uint64_t scratch, struct lp_registry *reg,
+                       struct errbuf *err)
 {
         static const char name[] = LP_REG_NAME;
-        uint64_t scratch = 0, fd = 0, addr = 0;
+        uint64_t fd = 0, addr = 0;
         size_t size = ALIGN_UP(LP_REG_SIZE, (size_t)4096);
         int r;
 
-        /* The memfd's name must be in the target's memory. */
-        r = proc_mmap(p, 0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0,
-                      &scratch, err);
-        if (r < 0)
-                return r;
+        /* memfd_create() reads the name from the target's memory. */
         r = proc_write(p, scratch, name, sizeof(name));
         if (r < 0)
-                goto err_scratch;
+                return r;
         r = remote_call_ok(p, SYS_memfd_create, scratch, MFD_CLOEXEC, 0, &fd, err);
         if (r < 0)
-                goto err_scratch;
+                return r;
         r = remote_call_ok(p, SYS_ftruncate, fd, size, 0, NULL, err);
         if (r < 0)
                 goto err_fd;
@@ -176,7 +173,6 @@ int lp_registry_create(struct proc *p, struct lp_registry *reg, struct errbuf *e
         if (r < 0)
                 goto err_fd;
         (void)remote_call_ok(p, SYS_close, fd, 0, 0, NULL, NULL);
-        (void)proc_munmap(p, scratch, 4096, NULL);
 
         memset(reg, 0, sizeof(*reg));
         memcpy(reg->hdr.magic, LP_REG_MAGIC, 8);
@@ -196,8 +192,6 @@ int lp_registry_create(struct proc *p, struct lp_registry *reg, struct errbuf *e
 
 err_fd:
         (void)remote_call_ok(p, SYS_close, fd, 0, 0, NULL, NULL);
-err_scratch:
-        (void)proc_munmap(p, scratch, 4096, NULL);
         return r;
 }
 

@@ -101,8 +101,13 @@ int lp_registry_read(pid_t pid, struct lp_registry *ret, struct errbuf *err);
 /* Same, through an attached proc. */
 int lp_registry_load(struct proc *p, struct lp_registry *ret, struct errbuf *err);
 
-/* Create the mapping in a stopped process (remote syscalls). */
-int lp_registry_create(struct proc *p, struct lp_registry *reg, struct errbuf *err);
+/* Create the mapping in a stopped process (remote syscalls: memfd_create,
+ * ftruncate, mmap, close). `scratch` is the address of LP_REG_SCRATCH
+ * bytes in the target that nothing uses during the call (the memfd's name
+ * is written there; /proc/PID/mem writes even read-only pages). */
+#define LP_REG_SCRATCH 16
+int lp_registry_create(struct proc *p, uint64_t scratch, struct lp_registry *reg,
+                       struct errbuf *err);
 
 /* Write the whole registry back (threads stopped). */
 int lp_registry_store(struct proc *p, struct lp_registry *reg, struct errbuf *err);

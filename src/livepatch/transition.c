@@ -99,6 +99,7 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
                         goto out;
                 }
                 res.attempts++;
+                res.windows++;
                 uint64_t t1 = now_ns();
                 clear = all_clear(p, u, ranges, n_ranges, &busy);
                 uint64_t t2 = now_ns();
@@ -108,9 +109,9 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
                 int q = proc_resume_all(p, clear && r < 0 ? NULL : err);
                 uint64_t held = now_ns() - t0;
                 proc_sched_restore(&sched);
-                log_debug("window: stop %.0f us, check %.0f us, commit %.0f us, resume %.0f us",
-                          (t1 - t0) / 1e3, (t2 - t1) / 1e3, (t3 - t2) / 1e3,
-                          (t0 + held - t3) / 1e3);
+                log_debug("stop window: stop %.0f µs, check %.0f µs, commit %.0f µs, resume %.0f µs",
+                          (double)(t1 - t0) / 1e3, (double)(t2 - t1) / 1e3,
+                          (double)(t3 - t2) / 1e3, (double)(t0 + held - t3) / 1e3);
                 res.held_total_ns += held;
                 res.held_max_ns = MAX(res.held_max_ns, held);
                 if (clear) {
@@ -157,4 +158,39 @@ out:
         if (ret)
                 *ret = res;
         return r;
+}
+
+int lp_window_open(struct proc *p, struct lp_window *w, struct errbuf *err)
+{
+        int r;
+
+        proc_sched_raise(&w->sched);
+        w->t0 = now_ns();
+        r = proc_stop_all(p, err);
+        if (r < 0)
+                proc_sched_restore(&w->sched);
+        return r;
+}
+
+int lp_window_close(struct proc *p, struct lp_window *w, struct lp_transition_result *acct,
+                    struct errbuf *err)
+{
+        int r = proc_resume_all(p, err);
+        uint64_t held = now_ns() - w->t0;
+
+        proc_sched_restore(&w->sched);
+        if (acct) {
+                acct->windows++;
+                acct->held_total_ns += held;
+                acct->held_max_ns = MAX(acct->held_max_ns, held);
+        }
+        log_debug("stop window (preparation): %.0f µs", (double)held / 1e3);
+        return r;
+}
+
+void lp_transition_add(struct lp_transition_result *a, const struct lp_transition_result *b)
+{
+        a->windows += b->windows;
+        a->held_total_ns += b->held_total_ns;
+        a->held_max_ns = MAX(a->held_max_ns, b->held_max_ns);
 }

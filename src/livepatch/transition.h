@@ -17,7 +17,8 @@ struct lp_range {
 typedef int (*lp_commit_fn)(void *userdata, struct errbuf *err);
 
 struct lp_transition_result {
-        unsigned attempts;
+        unsigned attempts;      /* stop windows of the transition */
+        unsigned windows;       /* all stop windows, the transition's included */
         uint64_t held_max_ns;   /* longest single stop window */
         uint64_t held_total_ns; /* all windows together */
         /* When refused: who was in the way. */
@@ -32,3 +33,17 @@ struct lp_transition_result {
 int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_range *ranges,
                        size_t n_ranges, double timeout, lp_commit_fn commit, void *userdata,
                        struct lp_transition_result *ret, struct errbuf *err);
+
+/* A stop window for work other than the transition's check (remote
+ * syscalls to map memory, undoing a failed apply): every thread stopped,
+ * the tool at SCHED_FIFO, the time held added to *acct. */
+struct lp_window {
+        struct proc_sched_saved sched;
+        uint64_t t0;
+};
+int lp_window_open(struct proc *p, struct lp_window *w, struct errbuf *err);
+/* Resume every thread; returns the first error of proc_resume_all(). */
+int lp_window_close(struct proc *p, struct lp_window *w, struct lp_transition_result *acct,
+                    struct errbuf *err);
+/* Add the windows of `b` to `a`. */
+void lp_transition_add(struct lp_transition_result *a, const struct lp_transition_result *b);

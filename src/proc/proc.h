@@ -173,6 +173,11 @@ int proc_syscall(struct proc *p, struct proc_thread *t, long nr, const uint64_t 
 int proc_call(struct proc *p, struct proc_thread *t, uint64_t fn, const uint64_t args[6],
               uint64_t timeout_ns, uint64_t *ret, struct errbuf *err);
 
+/* Find what injection needs (a syscall instruction in the target) now,
+ * while the threads run, rather than in the first stop window that
+ * injects (it reads the maps and scans code: a few hundred µs). */
+int proc_inject_prepare(struct proc *p, struct errbuf *err);
+
 /* Convenience: remote mmap/munmap (result checked, -errno on failure). */
 int proc_mmap(struct proc *p, uint64_t addr, uint64_t len, int prot, int flags, int fd,
               uint64_t off, uint64_t *ret, struct errbuf *err);

@@ -95,6 +95,17 @@ static int find_syscall_insn(struct proc *p, uint64_t *ret)
         return r;
 }
 
+int proc_inject_prepare(struct proc *p, struct errbuf *err)
+{
+        uint64_t insn;
+        int r = find_syscall_insn(p, &insn);
+
+        if (r < 0)
+                errbuf_set(err, "pid %d: found no syscall instruction in its executable memory",
+                           p->pid);
+        return r;
+}
+
 static struct proc_thread *pick_thread(struct proc *p, struct proc_thread *t, struct errbuf *err,
                                        int *ret_r)
 {
@@ -358,6 +369,7 @@ int proc_syscall(struct proc *p, struct proc_thread *t, long nr, const uint64_t 
 {
         struct arch_regs orig, work, out;
         uint64_t insn;
+        uint64_t start = now_ns();
         int r;
 
         r = prepare(p, &t, &orig, &insn, err);
@@ -382,6 +394,8 @@ int proc_syscall(struct proc *p, struct proc_thread *t, long nr, const uint64_t 
                 return r;
         t->stop_kind = PROC_STOP_INJECTED;
         *ret = arch_regs_syscall_result(&out);
+        log_debug("remote syscall %ld in thread %d: %.0f µs", nr, t->tid,
+                  (double)(now_ns() - start) / 1e3);
         return 0;
 }
 

@@ -10,9 +10,9 @@
 # executable), and the --json output of apply and revert.
 . "${LIVEUP_TESTS_DIR:-$(dirname "$0")}/lplib.sh"
 
-plan 61
+plan 65
 
-# variant PROGRAM TARGET: 12 tests.
+# variant PROGRAM TARGET: 13 tests.
 variant() {
         prog=$1
         target=$2
@@ -56,6 +56,15 @@ if int(fs[0]['address'], 16) == int(fs[0]['replacement'], 16): fail('no replacem
 if int(p['image'], 16) == 0 or p['image_size'] <= 0: fail('image %s' % p)
 "
         ok $? "$prog: liveup patches --json describes the patch"
+        python3 - "$T/lu.out" /proc/"$pid"/maps <<'PY'
+import json, sys
+img = int(json.load(open(sys.argv[1]))['processes'][0]['patches'][0]['image'], 16)
+maps = [l.split() for l in open(sys.argv[2])]
+code = [m for m in maps if int(m[0].split('-')[0], 16) == img]
+wx = [m for m in maps if 'w' in m[1] and 'x' in m[1]]
+sys.exit(0 if len(code) == 1 and code[0][1] == 'r-xp' and not wx else 1)
+PY
+        ok $? "$prog: the patch code is mapped r-x, and nothing in the process is writable and executable"
 
         run_liveup revert "$pid"
         [ $LU_RC -eq 0 ] && grep -q "^reverted $pid_patch in pid $pid: 1 function" "$T/lu.out"

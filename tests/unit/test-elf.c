@@ -431,6 +431,53 @@ TEST(proc_with_another_mapping_of_the_same_file)
         CHECK(loc.function == NULL);
 }
 
+/* Exported lookups (the fast .gnu.hash path, and the full tables) find
+ * what the dynamic linker finds: dlsym() in this process, for libc. */
+TEST(lookup_exported_matches_the_dynamic_linker)
+{
+        static const char *const names[] = {
+                "opendir", "readdir", "closedir", "printf", "malloc", "realpath",
+                "pthread_cond_wait", "sched_setaffinity", "nanosleep", "fopen", "environ",
+                "__libc_single_threaded", "qsort",
+        };
+        _cleanup_(elf_file_freep) struct elf_file *fast = NULL, *full = NULL;
+        void *getpid_addr = dlsym(RTLD_DEFAULT, "getpid");
+        struct elf_symbol s;
+        Dl_info info;
+
+        CHECK(dladdr(getpid_addr, &info) && info.dli_fname);
+        CHECK_OK(elf_file_open(info.dli_fname, &fast, NULL));
+        CHECK_OK(elf_file_open(info.dli_fname, &full, NULL));
+        CHECK(elf_file_n_symbols(full) > 1000); /* builds the full tables */
+        CHECK(fast->symbols_state == 0);
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                void *want = dlsym(RTLD_DEFAULT, names[i]);
+                uint64_t base = (uint64_t)(uintptr_t)info.dli_fbase;
+
+                CHECK(want);
+                CHECK_OK(elf_file_lookup_exported(fast, names[i], &s));
+                CHECK_STREQ(s.name, names[i]);
+                CHECK(base + s.addr == (uint64_t)(uintptr_t)want);
+                CHECK(!s.ifunc);
+                CHECK_OK(elf_file_lookup_exported(full, names[i], &s));
+                CHECK(base + s.addr == (uint64_t)(uintptr_t)want);
+        }
+        /* An IFUNC: the resolver, flagged (dlsym gives the implementation). */
+        CHECK_OK(elf_file_lookup_exported(fast, "strlen", &s));
+        CHECK(s.ifunc);
+        {
+                struct elf_symbol t;
+                CHECK_OK(elf_file_lookup_exported(full, "strlen", &t));
+                CHECK(t.ifunc);
+                CHECK(t.addr == s.addr);
+        }
+        /* Not exported, or not there at all. */
+        CHECK_ERR(elf_file_lookup_exported(fast, "no_such_symbol_here", &s), ENOENT);
+        CHECK_ERR(elf_file_lookup_exported(full, "no_such_symbol_here", &s), ENOENT);
+        /* The fast path never built the tables. */
+        CHECK(fast->symbols_state == 0);
+}
+
 TEST(proc_vdso)
 {
         _cleanup_(elf_proc_freep) struct elf_proc *p = NULL;
