@@ -41,8 +41,11 @@ void verb_apply_usage(FILE *f)
                 "Exit status: 0 applied, 1 refused (process unchanged), 2 bad usage or file.\n");
 }
 
-/* Processes whose maps mention the target's file name (cheap filter);
- * apply checks the build-id itself. */
+/* Processes that have the patch's target object loaded: their maps
+ * mention a file of that name (a cheap filter), and that file has the
+ * patch's build-id. A process that does not is never attached to (it may
+ * be another build of the same program, or one that something else
+ * traces). */
 static int candidate_pids(const struct lp_file *f, pid_t **ret, size_t *ret_n)
 {
         _cleanup_closedir_ DIR *d = opendir("/proc");
@@ -58,6 +61,7 @@ static int candidate_pids(const struct lp_file *f, pid_t **ret, size_t *ret_n)
                 struct procfs_maps m = {};
                 pid_t pid;
                 bool hit = false;
+                _cleanup_free_ char *hit_path = NULL;
 
                 if (parse_pid(de->d_name, &pid) < 0 || pid == getpid())
                         continue;
@@ -66,10 +70,24 @@ static int candidate_pids(const struct lp_file *f, pid_t **ret, size_t *ret_n)
                 for (size_t i = 0; i < m.n && !hit; i++) {
                         const char *b = strrchr(m.maps[i].path, '/');
                         hit = b && strcmp(b + 1, base) == 0;
+                        if (hit)
+                                hit_path = strdup(m.maps[i].path);
                 }
                 procfs_maps_done(&m);
                 if (!hit)
                         continue;
+                {
+                        _cleanup_(elf_proc_freep) struct elf_proc *ep = NULL;
+                        struct elf_file *ef;
+
+                        if (elf_proc_new(pid, &ep, NULL) < 0)
+                                continue;
+                        /* That file first; then any object (renamed, deleted). */
+                        if ((!hit_path || elf_proc_object(ep, hit_path, f->build_id_hex, &ef,
+                                                          NULL, NULL) < 0) &&
+                            elf_proc_object(ep, NULL, f->build_id_hex, &ef, NULL, NULL) < 0)
+                                continue;
+                }
                 pid_t *np = realloc(pids, (n + 1) * sizeof(*np));
                 if (!np) {
                         free(pids);

@@ -37,43 +37,49 @@ static const struct lp_range *frame_in(const struct proc_frame *f, const struct 
         return NULL;
 }
 
-/* With all threads stopped: is every stack clear? */
-static bool all_clear(struct proc *p, struct proc_unwinder *u, const struct lp_range *ranges,
-                      size_t n, struct busy *busy)
-{
-        for (size_t i = 0; i < proc_n_threads(p); i++) {
-                struct proc_thread *t = proc_thread_at(p, i);
-                struct proc_stack st = {};
-                int r;
+struct check {
+        struct proc_unwinder *u;
+        const struct lp_range *ranges;
+        size_t n;
+        struct busy *busy;
+};
 
-                if (t->state != PROC_THREAD_STOPPED || t->unborn)
-                        continue;
-                r = proc_unwind_thread(u, t, 0, &st);
-                if (r < 0) {
-                        busy->tid = t->tid;
-                        busy->range = NULL;
-                        snprintf(busy->reason, sizeof(busy->reason), "%s", strerror(-r));
-                        return false;
-                }
-                for (size_t k = 0; k < st.n; k++) {
-                        const struct lp_range *hit = frame_in(&st.frames[k], ranges, n);
-                        if (hit) {
-                                busy->tid = t->tid;
-                                busy->range = hit;
-                                proc_stack_done(&st);
-                                return false;
-                        }
-                }
-                if (st.error != 0) {
-                        busy->tid = t->tid;
-                        busy->range = NULL;
-                        snprintf(busy->reason, sizeof(busy->reason), "%s", st.reason);
-                        proc_stack_done(&st);
-                        return false;
-                }
-                proc_stack_done(&st);
+/* For each thread as soon as it is stopped (proc_stop_all_visit): is its
+ * stack clear? -EBUSY abandons the stop at the first one that is not. */
+static int check_thread(struct proc *p, struct proc_thread *t, void *userdata)
+{
+        struct check *c = userdata;
+        struct busy *busy = c->busy;
+        struct proc_stack st = {};
+        int r;
+
+        if (t->unborn)
+                return 0;
+        r = proc_unwind_thread(c->u, t, 0, &st);
+        if (r < 0) {
+                busy->tid = t->tid;
+                busy->range = NULL;
+                snprintf(busy->reason, sizeof(busy->reason), "%s", strerror(-r));
+                return -EBUSY;
         }
-        return true;
+        for (size_t k = 0; k < st.n; k++) {
+                const struct lp_range *hit = frame_in(&st.frames[k], c->ranges, c->n);
+                if (hit) {
+                        busy->tid = t->tid;
+                        busy->range = hit;
+                        proc_stack_done(&st);
+                        return -EBUSY;
+                }
+        }
+        if (st.error != 0) {
+                busy->tid = t->tid;
+                busy->range = NULL;
+                snprintf(busy->reason, sizeof(busy->reason), "%s", st.reason);
+                proc_stack_done(&st);
+                return -EBUSY;
+        }
+        proc_stack_done(&st);
+        return 0;
 }
 
 int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_range *ranges,
@@ -93,34 +99,33 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
 
                 proc_sched_raise(&sched);
                 t0 = now_ns();
-                r = proc_stop_all(p, err);
-                if (r < 0) {
+                /* Each stack is checked as soon as its thread stops, while
+                 * the others are still stopping; the first busy one
+                 * abandons the stop (every thread resumed). */
+                r = proc_stop_all_visit(p, check_thread,
+                                        &(struct check){ u, ranges, n_ranges, &busy }, err);
+                if (r < 0 && r != -EBUSY) {
                         proc_sched_restore(&sched);
                         goto out;
                 }
                 res.attempts++;
                 res.windows++;
+                clear = r == 0;
                 uint64_t t1 = now_ns();
-                clear = all_clear(p, u, ranges, n_ranges, &busy);
-                uint64_t t2 = now_ns();
                 if (clear)
                         r = commit(userdata, err);
-                uint64_t t3 = now_ns();
-                int q = proc_resume_all(p, clear && r < 0 ? NULL : err);
+                uint64_t t2 = now_ns();
+                int q = clear ? proc_resume_all(p, r < 0 ? NULL : err) : 0;
                 uint64_t held = now_ns() - t0;
                 proc_sched_restore(&sched);
-                log_debug("stop window: stop %.0f µs, check %.0f µs, commit %.0f µs, resume %.0f µs",
+                log_debug("stop window: stop and check %.0f µs, commit %.0f µs, resume %.0f µs%s",
                           (double)(t1 - t0) / 1e3, (double)(t2 - t1) / 1e3,
-                          (double)(t3 - t2) / 1e3, (double)(t0 + held - t3) / 1e3);
+                          (double)(t0 + held - t2) / 1e3, clear ? "" : " (busy)");
                 res.held_total_ns += held;
                 res.held_max_ns = MAX(res.held_max_ns, held);
                 if (clear) {
                         if (r >= 0)
                                 r = q;
-                        goto out;
-                }
-                if (q < 0) {
-                        r = q;
                         goto out;
                 }
                 if (now_ns() + backoff > deadline)

@@ -266,13 +266,14 @@ static int handle_status(struct proc *p, struct proc_thread *t, int status, pid_
                         t->stop_kind = PROC_STOP_INTERRUPT;
                 }
 
-                if (p->stopping || t->want_stop || t->tid == for_tid) {
-                        if (was_interrupted && !t->group_stop)
-                                fixup_after_interrupt(p, t);
+                if (was_interrupted && !t->group_stop)
+                        fixup_after_interrupt(p, t);
+                if (p->stopping || t->want_stop || t->tid == for_tid)
                         return 1;
-                }
                 /* Not stopping: an event while the target runs (group-stop
-                 * change, new thread's first stop, a late interrupt). */
+                 * change, new thread's first stop, a late interrupt: the
+                 * stop was abandoned before this thread reached it, and its
+                 * interrupted syscall has just been restarted above). */
                 return resume_raw(p, t, 0) < 0 ? -EIO : 1;
         }
         case PTRACE_EVENT_CLONE: {
@@ -843,9 +844,27 @@ static void gone_message(struct proc *p, struct errbuf *err)
                 errbuf_set(err, "pid %d exited during the operation", p->pid);
 }
 
-int proc_stop_all(struct proc *p, struct errbuf *err)
+/* Call visit() for one stopped thread not visited yet: 1 if it did, 0
+ * if there was none, < 0 from visit(). */
+static int visit_one(struct proc *p, proc_visit_fn visit, void *userdata)
+{
+        for (size_t i = 0; i < p->n_threads; i++) {
+                struct proc_thread *t = p->threads[i];
+
+                if (t->visited || t->state != PROC_THREAD_STOPPED)
+                        continue;
+                t->visited = true;
+                int r = visit(p, t, userdata);
+                return r < 0 ? r : 1;
+        }
+        return 0;
+}
+
+int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
+                        struct errbuf *err)
 {
         uint64_t deadline = now_ns() + p->stop_timeout_ns;
+        bool abandoned = false;
         int r;
 
         if (!p->attached)
@@ -855,6 +874,8 @@ int proc_stop_all(struct proc *p, struct errbuf *err)
                 return -ESRCH;
         }
         p->stopping = true;
+        for (size_t i = 0; i < p->n_threads; i++)
+                p->threads[i]->visited = false;
 
         /* Take what is already pending first, so that a stop reported
          * before our interrupt is not followed by a second one. */
@@ -878,6 +899,22 @@ int proc_stop_all(struct proc *p, struct errbuf *err)
                         r = -ESRCH;
                         goto fail;
                 }
+                /* Reap what has arrived; then, before sleeping, work on a
+                 * thread that is already stopped. */
+                r = proc_wait_one(p, 0, 0, NULL);
+                if (r < 0)
+                        goto fail;
+                if (r > 0)
+                        continue;
+                if (visit) {
+                        r = visit_one(p, visit, userdata);
+                        if (r < 0) {
+                                abandoned = true;
+                                goto fail;
+                        }
+                        if (r > 0)
+                                continue;
+                }
                 uint64_t now = now_ns();
                 if (now >= deadline) {
                         const struct proc_thread *t = first_running(p);
@@ -898,14 +935,23 @@ int proc_stop_all(struct proc *p, struct errbuf *err)
                 r = -ESRCH;
                 goto fail;
         }
+        while (visit && (r = visit_one(p, visit, userdata)) > 0)
+                ;
+        if (r < 0) {
+                abandoned = true;
+                goto fail;
+        }
         compact_threads(p);
         return 0;
 
 fail:
-        if (r == -ESRCH || proc_gone(p))
-                gone_message(p, err);
-        else if (!err || !err->msg[0])
-                errbuf_set(err, "cannot stop the threads of pid %d: %s", p->pid, strerror(-r));
+        if (!abandoned) {
+                if (r == -ESRCH || proc_gone(p))
+                        gone_message(p, err);
+                else if (!err || !err->msg[0])
+                        errbuf_set(err, "cannot stop the threads of pid %d: %s", p->pid,
+                                   strerror(-r));
+        }
         /* Leave the process as it was: running. */
         {
                 int saved = r;
@@ -913,6 +959,11 @@ fail:
                 r = saved;
         }
         return r;
+}
+
+int proc_stop_all(struct proc *p, struct errbuf *err)
+{
+        return proc_stop_all_visit(p, NULL, NULL, err);
 }
 
 static int resume_kept(struct proc *p, struct proc_thread *t)

@@ -87,6 +87,7 @@ struct proc_thread {
         bool signal_seen;     /* a signal was delivered since it resumed */
         bool want_stop;       /* proc_stop_thread(): keep its next stop */
         int stop_kind;        /* PROC_STOP_*, what kind of stop it is in */
+        bool visited;         /* proc_stop_all_visit() called back for it */
 };
 
 /* Options of proc_attach(). */
@@ -107,6 +108,17 @@ int proc_attach(pid_t pid, const struct proc_attach_opts *opts, struct proc **re
 /* Stop every thread (PTRACE_INTERRUPT, then wait for each stop). New
  * threads born meanwhile are attached and stopped too. */
 int proc_stop_all(struct proc *p, struct errbuf *err);
+
+/* proc_stop_all(), calling visit() for each thread as soon as it is in its
+ * stop, while the others are still on their way: the tool's work on the
+ * early ones (e.g. unwinding) overlaps the wait for the late ones. A
+ * thread stays stopped once visited, so what visit() saw holds until the
+ * resume. Threads born during the stop are visited too (t->unborn). When
+ * visit() returns < 0 the stop is abandoned: every thread is resumed and
+ * that value returned (err untouched); 0 goes on. */
+typedef int (*proc_visit_fn)(struct proc *p, struct proc_thread *t, void *userdata);
+int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
+                        struct errbuf *err);
 /* Resume every stopped thread (restoring changed registers first). */
 int proc_resume_all(struct proc *p, struct errbuf *err);
 /* Stop or resume one thread. */

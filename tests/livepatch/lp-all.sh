@@ -1,6 +1,8 @@
 #!/bin/sh
 # apply --all: three processes of one binary get the patch, a fourth
-# process of another binary is left alone; `patches` (no pid) lists the
+# process of another binary is left alone, never attached to, though its
+# file has the same name (a copy of the -O0 build named lpt-pie-o2: the
+# build-id tells them apart); `patches` (no pid) lists the
 # three and not the fourth; --json reports each process; applying again
 # refuses each one (exit 1) without changing them; a patch whose target
 # no process runs is refused with one line.
@@ -11,10 +13,12 @@ plan 21
 # The fourth victim: stdin from a FIFO on fd 9, stdout to a file (lib.sh
 # has FIFO pairs for three victims; dash has single-digit fds only).
 other_pid=
+holder_pid=
 other_lines=0
 other_start() {
         mkfifo "$T/in.3" || return 1
-        ${V_NICE:+nice -n "$V_NICE"} "$LIVEUP_VICTIM_DIR/$1" < "$T/in.3" > "$T/out.3" \
+        mkdir -p "$T/other" && cp "$LIVEUP_VICTIM_DIR/$1" "$T/other/$2" || return 1
+        ${V_NICE:+nice -n "$V_NICE"} "$T/other/$2" < "$T/in.3" > "$T/out.3" \
                 2> "$T/err.3" &
         other_pid=$!
         exec 9> "$T/in.3"
@@ -43,6 +47,7 @@ other_behaves() {
         }
 }
 cleanup_other() {
+        [ -n "$holder_pid" ] && kill "$holder_pid" 2> /dev/null
         if [ -n "$other_pid" ]; then
                 kill -9 "$other_pid" 2> /dev/null
                 wait "$other_pid" 2> /dev/null
@@ -59,15 +64,29 @@ for v in 0 1 2; do
         victim_start $v lpt-pie-o2
         victim_wait_ready $v
 done
-other_start lpt-pie-o0
+other_start lpt-pie-o0 lpt-pie-o2
 [ "$REPLY" = ready ]
 ok $? "three lpt-pie-o2 and one lpt-pie-o0 ready"
 p0=$(victim_pid 0)
 p1=$(victim_pid 1)
 p2=$(victim_pid 2)
 
+# Something else traces the fourth process (as a debugger would): an
+# attach to it would fail, so apply --all must not even try.
+"$PYTHON" -c '
+import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.ptrace(0x4206, int(sys.argv[1]), 0, 0) != 0:  # PTRACE_SEIZE
+    sys.exit(1)
+print("seized", flush=True)
+time.sleep(600)' "$other_pid" > "$T/holder.out" &
+holder_pid=$!
+i=0
+while [ ! -s "$T/holder.out" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 run_liveup apply --all "$T/fix-100.lpo"
-ok $LU_RC "apply --all exits 0"
+ok $LU_RC "apply --all exits 0 (the same-named process of another build, traced by another tracer, is not attached to)"
+kill "$holder_pid" 2> /dev/null
+wait "$holder_pid" 2> /dev/null
 for p in $p0 $p1 $p2; do
         grep -q "^applied $P to pid $p: 1 function" "$T/lu.out" || {
                 diag "no line for pid $p in: $(cat "$T/lu.out")"
