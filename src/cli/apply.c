@@ -201,10 +201,14 @@ int verb_apply(int argc, char **argv)
                 } else {
                         applied++;
                         if (!json)
-                                printf("applied %s to pid %d: %zu function%s, threads held "
-                                       "%.0f µs (%u attempt%s), %.1f ms in all\n",
+                                printf("applied %s to pid %d: %zu function%s; threads held "
+                                       "%.0f µs at most, %.0f µs over %u stop%s (%u attempt%s); "
+                                       "%.1f ms in all\n",
                                        res.id, pids[i], res.n_funcs, res.n_funcs == 1 ? "" : "s",
                                        (double)res.transition.held_max_ns / 1e3,
+                                       (double)res.transition.held_total_ns / 1e3,
+                                       res.transition.windows,
+                                       res.transition.windows == 1 ? "" : "s",
                                        res.transition.attempts,
                                        res.transition.attempts == 1 ? "" : "s",
                                        (double)res.total_ns / 1e6);
@@ -234,6 +238,8 @@ int verb_apply(int argc, char **argv)
                                                                                        : cli_strerror(r)));
                         json_object_object_add(jo, "attempts",
                                                json_object_new_int((int)res.transition.attempts));
+                        json_object_object_add(jo, "stops",
+                                               json_object_new_int((int)res.transition.windows));
                         json_object_object_add(jo, "held_max_us",
                                                json_object_new_uint64(res.transition.held_max_ns /
                                                                       1000));

@@ -109,9 +109,14 @@ int verb_revert(int argc, char **argv)
                                                json_object_new_int((int)res.n_funcs));
                         json_object_object_add(jo, "attempts",
                                                json_object_new_int((int)res.transition.attempts));
+                        json_object_object_add(jo, "stops",
+                                               json_object_new_int((int)res.transition.windows));
                         json_object_object_add(jo, "held_max_us",
                                                json_object_new_uint64(res.transition.held_max_ns /
                                                                       1000));
+                        json_object_object_add(jo, "held_total_us",
+                                               json_object_new_uint64(
+                                                       res.transition.held_total_ns / 1000));
                         json_object_object_add(jo, "total_us",
                                                json_object_new_uint64(res.total_ns / 1000));
                         json_object_array_add(jarr, jo);

@@ -317,6 +317,18 @@ static uint64_t candidate(const struct apply_ctx *c, int k)
         return 0;
 }
 
+/* Does [start, start + size) meet a mapping the process had when we
+ * looked (a mapping made since is caught by MAP_FIXED_NOREPLACE)? */
+static bool overlaps_known(const struct apply_ctx *c, uint64_t start, uint64_t size)
+{
+        const struct procfs_maps *m = elf_proc_maps(c->ep);
+
+        for (size_t i = 0; i < m->n; i++)
+                if (m->maps[i].start < start + size && start < m->maps[i].end)
+                        return true;
+        return false;
+}
+
 /* Map the image at the first free candidate (threads stopped): its code
  * r-x from the start (we write it through /proc/PID/mem, which needs no
  * write permission), the rest rw-. */
@@ -329,7 +341,7 @@ static int map_image(struct apply_ctx *c, struct errbuf *err)
 
                 if (!hint)
                         break;
-                if (!in_reach(c->obj, hint, c->size))
+                if (!in_reach(c->obj, hint, c->size) || overlaps_known(c, hint, c->size))
                         continue;
                 r = proc_mmap(c->p, hint, c->text_size, PROT_READ | PROT_EXEC,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0, &got,
