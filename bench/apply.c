@@ -110,6 +110,7 @@ struct cell {
         struct stats base_window;
         struct stats held_max, held_total, wall, tool_total, revert_held;
         struct stats wall_nice, tool_total_nice; /* the CLI at nice -20 */
+        struct stats start_floor; /* `liveup --version`, fork to exit */
         double attempts_avg;
         unsigned attempts_max;
         unsigned applied, refused;
@@ -523,7 +524,7 @@ static int apply_once(const struct options *o, pid_t pid, const char *lpo, int n
 static void run_apply(const struct options *o, pid_t pid, const char *lpo, struct cell *c)
 {
         struct series held_max = {}, held_total = {}, wall = {}, total = {}, revert_held = {},
-                      wall_nice = {}, total_nice = {};
+                      wall_nice = {}, total_nice = {}, floor = {};
         double attempts_sum = 0;
         unsigned attempts_n = 0;
         bool nice_ok = true;
@@ -531,7 +532,7 @@ static void run_apply(const struct options *o, pid_t pid, const char *lpo, struc
         if (series_init(&held_max, o->reps) < 0 || series_init(&held_total, o->reps) < 0 ||
             series_init(&wall, o->reps) < 0 || series_init(&total, o->reps) < 0 ||
             series_init(&revert_held, o->reps) < 0 || series_init(&wall_nice, o->reps) < 0 ||
-            series_init(&total_nice, o->reps) < 0) {
+            series_init(&total_nice, o->reps) < 0 || series_init(&floor, o->reps) < 0) {
                 snprintf(c->apply_error, sizeof(c->apply_error), "out of memory");
                 goto out;
         }
@@ -558,6 +559,17 @@ static void run_apply(const struct options *o, pid_t pid, const char *lpo, struc
                         c->attempts_max = MAX(c->attempts_max, smp.attempts);
                 }
 
+                /* The floor of any CLI run beside the same busy victim:
+                 * starting the program and its libraries, nothing else. */
+                {
+                        char *const argv[] = { (char *)o->liveup, "--version", NULL };
+                        char out[64], err[64];
+                        double us = 0;
+                        pace();
+                        if (run_cmd(argv, 0, out, sizeof(out), err, sizeof(err), &us) == 0)
+                                floor.v[floor.n++] = us;
+                }
+
                 /* The same with the tool at nice -20: how much of the end
                  * to end time is the tool waiting for a CPU. */
                 if (!nice_ok)
@@ -580,6 +592,7 @@ out:
         c->revert_held = stats_of(&revert_held, 1);
         c->wall_nice = stats_of(&wall_nice, 1);
         c->tool_total_nice = stats_of(&total_nice, 1);
+        c->start_floor = stats_of(&floor, 1);
         c->attempts_avg = attempts_n ? attempts_sum / attempts_n : 0;
         series_done(&held_max);
         series_done(&held_total);
@@ -588,6 +601,7 @@ out:
         series_done(&revert_held);
         series_done(&wall_nice);
         series_done(&total_nice);
+        series_done(&floor);
 }
 
 /* ---- call cost ------------------------------------------------------------ */
@@ -682,15 +696,15 @@ static void print_table_header(const struct options *o)
                 printf("baseline tracer: SCHED_FIFO priority 1 during each window\n");
         else
                 printf("baseline tracer: normal priority (SCHED_FIFO refused: %s)\n", fifo_error);
-        printf("\n%7s  %13s  %13s  %5s  %-4s  %13s  %8s  %13s  %-4s  %13s  %13s  %13s\n",
+        printf("\n%7s  %13s  %13s  %5s  %-4s  %13s  %8s  %13s  %-4s  %13s  %13s  %13s  %13s\n",
                "threads", "baseline µs", "held µs", "ratio", "≤1.5", "all stops µs", "attempts",
-               "apply ms", "≤5ms", "in tool ms", "apply ms -20", "revert µs");
+               "apply ms", "≤5ms", "start ms", "in tool ms", "apply ms -20", "revert µs");
 }
 
 static void print_table_row(const struct cell *c)
 {
         char base[32], held[32], total[32], wall[32], tool[32], rev[32], wall_nice[32],
-                ratio[16] = "n/a", att[16] = "n/a";
+                start[32], ratio[16] = "n/a", att[16] = "n/a";
         const char *goal_held = "", *goal_apply = "";
         double q = ratio_of(&c->held_max, &c->base_window);
 
@@ -700,6 +714,7 @@ static void print_table_row(const struct cell *c)
         fmt_ms(wall, sizeof(wall), &c->wall);
         fmt_ms(tool, sizeof(tool), &c->tool_total);
         fmt_ms(wall_nice, sizeof(wall_nice), &c->wall_nice);
+        fmt_ms(start, sizeof(start), &c->start_floor);
         fmt_stat(rev, sizeof(rev), &c->revert_held);
         if (!isnan(q)) {
                 snprintf(ratio, sizeof(ratio), "%.2f", q);
@@ -709,9 +724,9 @@ static void print_table_row(const struct cell *c)
                 snprintf(att, sizeof(att), "%.1f", c->attempts_avg);
         if (c->threads == GOAL_APPLY_THREADS && c->wall.valid)
                 goal_apply = c->wall.median / 1000 <= GOAL_APPLY_MS ? "yes" : "no";
-        printf("%7u  %13s  %13s  %5s  %-4s  %13s  %8s  %13s  %-4s  %13s  %13s  %13s\n",
-               c->threads, base, held, ratio, goal_held, total, att, wall, goal_apply, tool,
-               wall_nice, rev);
+        printf("%7u  %13s  %13s  %5s  %-4s  %13s  %8s  %13s  %-4s  %13s  %13s  %13s  %13s\n",
+               c->threads, base, held, ratio, goal_held, total, att, wall, goal_apply, start,
+               tool, wall_nice, rev);
         fflush(stdout);
 }
 
@@ -764,6 +779,8 @@ static void print_table_notes(const struct cell *cells, size_t n)
                "apply ms = `liveup apply` end to end, fork to exit, goal ≤ %.0f ms at %d "
                "threads;\n"
                "in tool = apply's total_us, attach to detach;\n"
+               "start ms = `liveup --version` end to end beside the same victim: the floor of any\n"
+               "  run of the CLI (fork, exec, dynamic linking), measured in the same run;\n"
                "apply ms -20 = the same end to end, the CLI at nice -20 (the victims at 0);\n"
                "revert µs = revert's held_max_us.\n"
                "Each liveup run is a new process: its unwinding inside the window is cold "
@@ -797,6 +814,7 @@ static void print_json(const struct options *o, const struct cell *cells, size_t
                 json_stat("held_total", &c->held_total, true);
                 json_stat("apply_wall", &c->wall, true);
                 json_stat("apply_in_tool", &c->tool_total, true);
+                json_stat("start_floor", &c->start_floor, true);
                 json_stat("apply_wall_nice_minus_20", &c->wall_nice, true);
                 json_stat("apply_in_tool_nice_minus_20", &c->tool_total_nice, true);
                 json_stat("revert_held_max", &c->revert_held, true);
