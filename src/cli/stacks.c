@@ -242,11 +242,11 @@ static int take_snapshot(pid_t pid, const struct stacks_opts *o, struct snapshot
                 struct errbuf rerr = {};
 
                 q = lp_registry_load(p, snap->reg, &rerr);
-                if (q < 0) {
+                if (q < 0)
                         log_debug("ignoring the liveup registry of pid %d: %s", (int)pid,
                                   errbuf_or_strerror(&rerr, q));
+                if (q < 0 || !snap->reg->addr)
                         snap->reg = (free(snap->reg), NULL);
-                }
         }
 
         r = lp_unwinder_new(p, snap->reg, &u, &err);

@@ -45,8 +45,7 @@ static int patch_regions(const struct lp_registry *reg, struct proc_code_region 
         return 0;
 }
 
-int lp_unwinder_refresh(struct proc_unwinder *u, const struct lp_registry *reg,
-                        struct errbuf *err)
+int lp_unwinder_refresh(struct proc_unwinder *u, const struct lp_registry *reg, struct errbuf *err)
 {
         _cleanup_free_ struct proc_code_region *regions = NULL;
         size_t n = 0;

@@ -18,5 +18,4 @@ int lp_unwinder_new(struct proc *p, const struct lp_registry *reg, struct proc_u
 
 /* proc_unwinder_refresh(), with the patches of reg as they are now (an
  * apply or revert changed them, or the maps). */
-int lp_unwinder_refresh(struct proc_unwinder *u, const struct lp_registry *reg,
-                        struct errbuf *err);
+int lp_unwinder_refresh(struct proc_unwinder *u, const struct lp_registry *reg, struct errbuf *err);

@@ -599,14 +599,13 @@ static int report_maps(struct proc_unwinder *u, struct errbuf *err)
                         q = r > 0 ? -r : -EIO;
         }
         for (size_t i = 0; q == 0 && i < n_code; i++) {
-                Dwfl_Module *mod = dwfl_report_module(u->dwfl, code[i]->modname, code[i]->start,
-                                                      code[i]->end);
+                Dwfl_Module *mod =
+                        dwfl_report_module(u->dwfl, code[i]->modname, code[i]->start, code[i]->end);
                 void **userdata = NULL;
 
-                if (!mod || !dwfl_module_info(mod, &userdata, NULL, NULL, NULL, NULL, NULL,
-                                              NULL)) {
-                        errbuf_set(err, "cannot report code region %s of pid %d: %s",
-                                   code[i]->name, (int)u->pid, dwfl_last_error());
+                if (!mod || !dwfl_module_info(mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL)) {
+                        errbuf_set(err, "cannot report code region %s of pid %d: %s", code[i]->name,
+                                   (int)u->pid, dwfl_last_error());
                         q = -ENOMEM;
                         break;
                 }
@@ -745,15 +744,15 @@ int proc_unwinder_set_code(struct proc_unwinder *u, const struct proc_code_regio
 
                 snprintf(w->name, sizeof(w->name), "%s", g->name && *g->name ? g->name : "code");
                 if (g->start >= g->end) {
-                        errbuf_set(err, "code region %s of pid %d is empty", w->name,
-                                   (int)u->pid);
+                        errbuf_set(err, "code region %s of pid %d is empty", w->name, (int)u->pid);
                         return -EINVAL;
                 }
                 if (g->eh_frame_size > EH_FRAME_MAX ||
                     g->eh_frame_addr + g->eh_frame_size < g->eh_frame_addr) {
-                        errbuf_set(err, "code region %s of pid %d: its .eh_frame (%" PRIu64
-                                   " bytes at 0x%" PRIx64 ") is implausible", w->name,
-                                   (int)u->pid, g->eh_frame_size, g->eh_frame_addr);
+                        errbuf_set(err,
+                                   "code region %s of pid %d: its .eh_frame (%" PRIu64
+                                   " bytes at 0x%" PRIx64 ") is implausible",
+                                   w->name, (int)u->pid, g->eh_frame_size, g->eh_frame_addr);
                         return -EINVAL;
                 }
                 for (size_t k = 0; k < i; k++)
@@ -972,8 +971,7 @@ int proc_unwind_thread(struct proc_unwinder *u, struct proc_thread *t, size_t ma
                                             : "pc 0x%" PRIx64
                                               " is in no object file (no unwind info)",
                                         last_frame(&s)->pc);
-        }
-        else if (r == 0 && cfi_kind_of(u, last_frame(&s)) == CFI_OUTERMOST)
+        } else if (r == 0 && cfi_kind_of(u, last_frame(&s)) == CFI_OUTERMOST)
                 ; /* complete */
         else if (u->truncated)
                 stack_set_error(&s, -E2BIG, "frame limit (%zu) reached", u->max_frames);

@@ -50,12 +50,12 @@ void proc_unwinder_free(struct proc_unwinder *u);
 /* Code in the target that is not a file mapping, and the call frame
  * information that describes it. */
 struct proc_code_region {
-        uint64_t start, end;     /* the code, [start, end) */
+        uint64_t start, end; /* the code, [start, end) */
         /* Its .eh_frame (as a linker lays it out, FDE addresses relative
          * to where it is), anywhere in the target; 0/0 when there is
          * none, and then a pc in [start, end) has no unwind info. */
         uint64_t eh_frame_addr, eh_frame_size;
-        const char *name;        /* for messages and debugging; copied */
+        const char *name; /* for messages and debugging; copied */
 };
 
 /* Replace the code regions the unwinder knows of besides the mapped
