@@ -6,8 +6,10 @@
  * possible:
  *   1. thread names and states from /proc, before attaching (the state as
  *      the user sees it, "sleeping", not our ptrace-stop);
- *   2. attach, set up the unwinder (opens every mapped object: slow, done
- *      while the threads run);
+ *   2. attach, read the liveup registry if the process has one, set up the
+ *      unwinder (opens every mapped object: slow, done while the threads
+ *      run) with the code of every live patch, so that stacks through a
+ *      replacement function are followed as the stop check follows them;
  *   3. the stop window, under SCHED_FIFO: stop all, unwind each thread
  *      (registers + stack reads only), resume all;
  *   4. detach, then symbolise with src/elf (~30x the cost of unwinding).
@@ -25,6 +27,8 @@
 #include "base/procfs.h"
 #include "base/util.h"
 #include "elf/elf.h"
+#include "livepatch/registry.h"
+#include "livepatch/unwinder.h"
 #include "proc/proc.h"
 #include "proc/unwind.h"
 
@@ -57,6 +61,8 @@ struct snapshot {
         uint64_t held_ns;
         struct thread_info *threads;
         size_t n;
+        /* The live patches, to name frames in their code; NULL: none. */
+        struct lp_registry *reg;
 };
 
 static void snapshot_done(struct snapshot *s)
@@ -66,6 +72,8 @@ static void snapshot_done(struct snapshot *s)
         free(s->threads);
         s->threads = NULL;
         s->n = 0;
+        free(s->reg);
+        s->reg = NULL;
 }
 
 void verb_stacks_usage(FILE *f)
@@ -227,7 +235,21 @@ static int take_snapshot(pid_t pid, const struct stacks_opts *o, struct snapshot
                 goto out;
         }
 
-        r = proc_unwinder_new(p, &u, &err);
+        /* Best effort: without the registry, stacks through patch code end
+         * there, as incomplete. */
+        snap->reg = calloc(1, sizeof(*snap->reg));
+        if (snap->reg) {
+                struct errbuf rerr = {};
+
+                q = lp_registry_load(p, snap->reg, &rerr);
+                if (q < 0)
+                        log_debug("ignoring the liveup registry of pid %d: %s", (int)pid,
+                                  errbuf_or_strerror(&rerr, q));
+                if (q < 0 || !snap->reg->addr)
+                        snap->reg = (free(snap->reg), NULL);
+        }
+
+        r = lp_unwinder_new(p, snap->reg, &u, &err);
         if (r < 0) {
                 /* Most often the process exited or exec'd meanwhile: say
                  * that rather than what it did to reading its maps. */
@@ -301,22 +323,51 @@ static void fill_names(struct snapshot *snap, const struct task_seen *seen, size
 
 struct frame_sym {
         bool have_object;
+        const char *patch; /* id of the live patch whose code it is */
+        char patch_object[112];
         const char *object;
         uint64_t object_offset;
         const char *function;
         uint64_t offset;
 };
 
+/* The live patch whose code holds addr, or NULL. */
+static const struct lp_reg_patch *patch_at(const struct lp_registry *reg, uint64_t addr)
+{
+        for (uint32_t i = 0; reg && i < reg->hdr.n_patches; i++) {
+                const struct lp_reg_patch *pt = &reg->patches[i];
+
+                if (addr >= pt->base && addr - pt->base < pt->text_size)
+                        return pt;
+        }
+        return NULL;
+}
+
 /* Symbolise one frame. A return address (not an activation) points after
  * the call, possibly past the end of the calling function: look up pc - 1
- * and report offsets of pc itself (as gdb and perf do). */
-static void locate_frame(struct elf_proc *ep, const struct proc_frame *f, struct frame_sym *ret)
+ * and report offsets of pc itself (as gdb and perf do). A frame in a live
+ * patch's code (anonymous memory) is named by the patch: object "[patch
+ * ID]", offset from the patch image's start. */
+static void locate_frame(struct elf_proc *ep, const struct lp_registry *reg,
+                         const struct proc_frame *f, struct frame_sym *ret)
 {
         struct elf_location loc = {};
         uint64_t adj = f->activation ? 0 : 1;
+        const struct lp_reg_patch *pt;
 
         *ret = (struct frame_sym){};
-        if (!ep || f->pc < adj || elf_proc_locate(ep, f->pc - adj, &loc) < 0 || !loc.object)
+        if (f->pc < adj)
+                return;
+        if ((!ep || elf_proc_locate(ep, f->pc - adj, &loc) < 0 || !loc.object) &&
+            (pt = patch_at(reg, f->pc - adj))) {
+                ret->patch = pt->id;
+                snprintf(ret->patch_object, sizeof(ret->patch_object), "[patch %s]", pt->id);
+                ret->have_object = true;
+                ret->object = ret->patch_object;
+                ret->object_offset = f->pc - pt->base;
+                return;
+        }
+        if (!ep || !loc.object)
                 return;
         ret->have_object = true;
         ret->object = loc.object;
@@ -360,7 +411,7 @@ static void print_text(const struct snapshot *snap, struct elf_proc *ep)
                         struct frame_sym sym;
                         char fn[512];
 
-                        locate_frame(ep, f, &sym);
+                        locate_frame(ep, snap->reg, f, &sym);
                         if (sym.function)
                                 snprintf(fn, sizeof(fn), "%s+0x%" PRIx64, sym.function, sym.offset);
                         else if (sym.have_object)
@@ -434,7 +485,7 @@ static int print_json(const struct snapshot *snap, struct elf_proc *ep)
                                 json_object_put(root);
                                 return -ENOMEM;
                         }
-                        locate_frame(ep, f, &sym);
+                        locate_frame(ep, snap->reg, f, &sym);
                         json_object_object_add(jf, "pc", json_hex(f->pc));
                         json_object_object_add(jf, "function", json_str_or_null(sym.function));
                         json_object_object_add(jf, "offset", sym.function ?
@@ -442,6 +493,7 @@ static int print_json(const struct snapshot *snap, struct elf_proc *ep)
                         json_object_object_add(jf, "object", json_str_or_null(sym.object));
                         json_object_object_add(jf, "object_offset", sym.have_object ?
                                                json_object_new_uint64(sym.object_offset) : NULL);
+                        json_object_object_add(jf, "patch", json_str_or_null(sym.patch));
                         json_object_array_add(frames, jf);
                 }
                 json_object_object_add(jt, "frames", frames);

@@ -33,6 +33,7 @@
 #include "base/procfs.h"
 #include "elf/elf.h"
 #include "livepatch/link.h"
+#include "livepatch/unwinder.h"
 #include "proc/unwind.h"
 
 #include <inttypes.h>
@@ -618,7 +619,7 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         if (r < 0)
                 goto out;
         if (c.reg->addr) {
-                r = proc_unwinder_new(p, &u, err);
+                r = lp_unwinder_new(p, c.reg, &u, err);
                 if (r < 0)
                         goto out;
                 r = recover(p, u, c.reg, timeout, err);
@@ -731,13 +732,17 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
                 }
 
         c.reg->patches[c.rec].text_size = c.img->text_size;
+        c.reg->patches[c.rec].eh_frame_off = c.img->eh_frame_off;
+        c.reg->patches[c.rec].eh_frame_size = c.img->eh_frame_size;
         r = lp_registry_store(p, c.reg, err);
         if (r < 0)
                 goto err_unprepare;
 
         log_debug("apply: linked and copied at %.2f ms", (double)(now_ns() - start) / 1e6);
-        /* The unwinder must see the new mappings. */
-        r = u ? proc_unwinder_refresh(u, err) : proc_unwinder_new(p, &u, err);
+        /* The unwinder must see the new mappings, and the code of every
+         * patch in the registry, this one's included (harmless: nothing
+         * jumps there yet). */
+        r = u ? lp_unwinder_refresh(u, c.reg, err) : lp_unwinder_new(p, c.reg, &u, err);
         if (r < 0)
                 goto err_unprepare;
         log_debug("apply: unwinder ready at %.2f ms", (double)(now_ns() - start) / 1e6);
@@ -938,7 +943,7 @@ int lp_revert(pid_t pid, const char *id, const struct lp_apply_opts *o,
         if (r < 0)
                 goto out;
         if (reg->addr) {
-                r = proc_unwinder_new(p, &u, err);
+                r = lp_unwinder_new(p, reg, &u, err);
                 if (r < 0)
                         goto out;
                 r = recover(p, u, reg, timeout, err);

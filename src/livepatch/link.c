@@ -449,6 +449,35 @@ static int copy_sections(struct linker *l, struct lp_image *img, struct errbuf *
         return 0;
 }
 
+/* Where the object's .eh_frame landed in the image (see link.h). Found by
+ * name, as unwinders find it (its type is SHT_PROGBITS or, from newer
+ * assemblers, SHT_X86_64_UNWIND). */
+static void find_eh_frame(struct linker *l, struct lp_image *img)
+{
+        size_t shstrndx, found = 0, n = 0;
+
+        if (elf_getshdrstrndx(l->elf, &shstrndx) < 0)
+                return;
+        for (size_t i = 1; i < l->n_sections; i++) {
+                Elf_Scn *scn = elf_getscn(l->elf, i);
+                GElf_Shdr sh;
+                const char *name;
+
+                if (!l->places[i].placed || !scn || !gelf_getshdr(scn, &sh) ||
+                    sh.sh_type == SHT_NOBITS || sh.sh_size == 0)
+                        continue;
+                name = elf_strptr(l->elf, shstrndx, sh.sh_name);
+                if (name && strcmp(name, ".eh_frame") == 0) {
+                        found = i;
+                        n++;
+                }
+        }
+        if (n != 1)
+                return;
+        img->eh_frame_off = l->places[found].off;
+        img->eh_frame_size = l->places[found].size;
+}
+
 static int collect_symbols(struct linker *l, struct lp_image *img)
 {
         img->syms = calloc(l->n_syms ? l->n_syms : 1, sizeof(*img->syms));
@@ -542,6 +571,7 @@ int lp_link(const void *elf_image, size_t elf_size, uint64_t base, lp_resolve_fn
         r = collect_symbols(&l, img);
         if (r < 0)
                 goto out;
+        find_eh_frame(&l, img);
         img->n_stubs = l.n_stubs;
         img->n_got = l.n_got;
         *ret = TAKE_PTR(img);

@@ -11,6 +11,12 @@
  *     [text_size, size)        read-only and writable data, .bss (zeroed),
  *                              then GOT slots
  *
+ * The object's .eh_frame is allocated read-only data like any other, and
+ * its relocations (the FDEs' pc-relative references to the code) are
+ * applied as any other's: in the image it is the call frame information
+ * of the linked code, at its final addresses. The image says where it is
+ * (eh_frame_off), so that an unwinder can be told about it.
+ *
  * Nothing here touches a process: linking is a pure function of the
  * object, `base` and the resolver, and is unit-tested by linking a patch
  * into the test process itself. */
@@ -29,6 +35,11 @@ struct lp_image {
         size_t size;        /* multiple of the page size */
         size_t text_size;   /* multiple of the page size */
         uint64_t base;
+        /* The linked .eh_frame: [eh_frame_off, eh_frame_off +
+         * eh_frame_size) of buf, in the data part. 0/0 when the object has
+         * none (or more than one, which gcc never emits: the FDEs of one
+         * could not be told from the other's CIEs once laid out apart). */
+        size_t eh_frame_off, eh_frame_size;
         /* The object's defined function and object symbols, linked. */
         struct lp_image_sym {
                 char *name;

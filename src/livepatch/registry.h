@@ -54,8 +54,19 @@ struct lp_reg_patch {
         uint32_t first_func;
         uint32_t n_funcs;
         uint32_t state;      /* LP_REG_STATE_*: the journal */
-        uint8_t reserved[44];
+        uint32_t reserved0;
+        /* The patch's linked .eh_frame, at base + eh_frame_off in the
+         * target (see link.h), so that the stop check can unwind through
+         * patch code. Both 0: no call frame information (a record written
+         * by an older liveup, which left these bytes 0, reads so too). */
+        uint64_t eh_frame_off;
+        uint64_t eh_frame_size;
+        uint8_t reserved[24];
 };
+
+/* The record's size is part of the format (header.patch_size): fields
+ * are carved out of reserved[], never added. */
+_Static_assert(sizeof(struct lp_reg_patch) == 576, "struct lp_reg_patch changed size");
 
 /* The journal. A record is written in state APPLYING before anything of
  * the patch is in the target but its memory, and becomes APPLIED in the

@@ -15,12 +15,31 @@
  *   of a 8-15 frame stack costs 5-7 µs, without it 27-66 µs (16 threads,
  *   tests/unit/test-unwind.c n16_*).
  *
+ * Code outside file mappings (a live patch's image) is described by the
+ * caller (proc_unwinder_set_code): for each region this file reads the
+ * region's .eh_frame from the target and wraps it in a small ELF image
+ * built in memory, which libdw gets from find_elf as if it were a file:
+ * - ET_EXEC, one PT_LOAD at the region's start (so libdw's load bias is
+ *   0 and addresses are the target's), section headers for the code (a
+ *   NOBITS .text over [start, end)) and for .eh_frame at its address in
+ *   the target, whose pc-relative FDE pointers libdw decodes against
+ *   that address;
+ * - no .eh_frame_hdr: libdw then reads the FDEs in order, indexing them
+ *   in a tree as it goes (fine for a patch's few functions), and
+ *   warm_module has it read them all before any stop window;
+ * - the module is named "[NAME] #SERIAL", a new serial whenever the
+ *   region or its .eh_frame bytes change, because libdw keeps a module
+ *   (and the Elf it opened) across a report when name and range match.
+ * The image buffer must outlive libdw's Elf: it is freed only after the
+ * dwfl_report_end() that dropped its module, or after dwfl_end().
+ *
  * Lifecycle: proc_unwinder_new() reports every mapped object to libdw and
  * warms up the CFI of each (opening files and indexing .eh_frame_hdr
  * costs ~1 ms in total, so it is done while the threads still run).
  * proc_unwind_thread() is then called for stopped threads, any number of
  * times, across stops. proc_unwinder_refresh() re-reads the maps after the
- * target's mappings changed.
+ * target's mappings changed, and the code regions' .eh_frame;
+ * proc_unwinder_set_code() replaces the code regions and refreshes.
  *
  * Invariants:
  * - The memory cache lives for one proc_unwind_thread() call only: the
@@ -45,9 +64,10 @@
  *   frame's CFI marks the return address undefined, which is how glibc's
  *   _start and clone3 mark the outermost frame.
  * So proc_stack.error is 0 only for a complete stack; else -ENOENT when a
- * pc has no CFI (anonymous code: a JIT, patch code not reported to libdw;
- * asm without CFI, e.g. a thread born during the stop, still at the
- * return of the clone syscall), -EFAULT when a read of the stack failed,
+ * pc has no CFI (anonymous code not described by proc_unwinder_set_code:
+ * a JIT; a pc of a code region that its .eh_frame does not cover; asm
+ * without CFI, e.g. a thread born during the stop, still at the return
+ * of the clone syscall), -EFAULT when a read of the stack failed,
  * -E2BIG at the frame limit, -EIO for anything else (libdw's message goes
  * to reason). */
 #include "proc/unwind.h"
@@ -66,6 +86,8 @@
 #define CHUNK_SLOTS 4u
 #define DEFAULT_MAX_FRAMES 256u
 #define CFI_CACHE_SIZE 1024u /* power of two */
+#define CODE_MAX_REGIONS 1024u
+#define EH_FRAME_MAX (16u << 20)
 
 /* What the CFI says about a (lookup) pc. */
 enum cfi_kind {
@@ -78,6 +100,30 @@ enum cfi_kind {
 struct cfi_entry {
         uint64_t pc;
         enum cfi_kind kind;
+};
+
+/* What a module's user data (libdw's per-module void *) points at: a
+ * tag, first member of whatever owns it. NULL: an object file not
+ * looked at yet (see warm_module). */
+enum mod_kind {
+        MOD_EH_FRAME_ONLY = 1, /* an object file with .eh_frame */
+        MOD_CODE,              /* a code region (struct code_region) */
+};
+
+struct mod_tag {
+        enum mod_kind kind;
+};
+
+/* A code region as reported to libdw, and the ELF image libdw reads for
+ * it (see the top of the file). */
+struct code_region {
+        struct mod_tag tag; /* first: the module's user data points here */
+        uint64_t start, end, eh_frame_addr, eh_frame_size;
+        char name[64];
+        char modname[96];
+        uint8_t *image;
+        size_t image_size;
+        size_t eh_off; /* of the .eh_frame bytes in image; 0: none */
 };
 
 struct chunk {
@@ -123,6 +169,14 @@ struct proc_unwinder {
          * (cleared on refresh: an address may then belong to another
          * object). Stacks of one process share most of their pcs. */
         struct cfi_entry cfi_cache[CFI_CACHE_SIZE];
+
+        /* Code regions: as the caller set them (image NULL), and as
+         * reported to libdw (owned, see report_maps). */
+        struct code_region *want;
+        size_t n_want;
+        struct code_region **code;
+        size_t n_code;
+        unsigned long code_serial;
 };
 
 /* ---- Memory ---------------------------------------------------------------- */
@@ -243,9 +297,34 @@ static const Dwfl_Thread_Callbacks thread_callbacks = {
 
 /* Module user data: this module has .eh_frame, never look for its
  * separate debug file (see warm_module). */
-static char eh_frame_only;
+static struct mod_tag eh_frame_only = { MOD_EH_FRAME_ONLY };
 
-/* dwfl_standard_find_debuginfo, except for modules tagged eh_frame_only:
+static struct code_region *mod_code_region(void *userdata)
+{
+        struct mod_tag *tag = userdata;
+
+        return tag && tag->kind == MOD_CODE ? (struct code_region *)tag : NULL;
+}
+
+/* dwfl_linux_proc_find_elf, except for code regions: their ELF image in
+ * memory. libdw owns the Elf (elf_end when it drops the module), we own
+ * the bytes. */
+static int find_elf(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+                    char **file_name, Elf **elfp)
+{
+        struct code_region *c = mod_code_region(*userdata);
+
+        if (!c)
+                return dwfl_linux_proc_find_elf(mod, userdata, modname, base, file_name, elfp);
+        *elfp = elf_memory((char *)c->image, c->image_size);
+        if (!*elfp)
+                log_debug("unwind: cannot open the image of code region %s: %s", c->name,
+                          elf_errmsg(-1));
+        return -1;
+}
+
+/* dwfl_standard_find_debuginfo, except for tagged modules (eh_frame_only,
+ * and code regions, which have no file at all):
  * libdw falls back to .debug_frame for any pc whose .eh_frame has no FDE
  * (code without CFI, or an address in the gap after a module, which
  * dwfl_addrmodule attributes to the module), and loading a debug file
@@ -256,7 +335,7 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
                           Dwarf_Addr base, const char *file_name, const char *debuglink_file,
                           GElf_Word debuglink_crc, char **debuginfo_file_name)
 {
-        if (*userdata == &eh_frame_only)
+        if (*userdata)
                 return -1;
         return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name,
                                             debuglink_file, debuglink_crc, debuginfo_file_name);
@@ -265,7 +344,7 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 static char *debuginfo_path = NULL;
 
 static const Dwfl_Callbacks dwfl_callbacks = {
-        .find_elf = dwfl_linux_proc_find_elf,
+        .find_elf = find_elf,
         .find_debuginfo = find_debuginfo,
         .debuginfo_path = &debuginfo_path,
 };
@@ -289,6 +368,19 @@ static int warm_module(Dwfl_Module *mod, void **userdata, const char *name, Dwar
 {
         Dwarf_Addr bias;
 
+        if (mod_code_region(*userdata)) {
+                struct code_region *c = mod_code_region(*userdata);
+                Dwarf_CFI *cfi = dwfl_module_eh_cfi(mod, &bias);
+                Dwarf_Frame *frame = NULL;
+
+                /* .eh_frame or nothing. Without an .eh_frame_hdr libdw
+                 * reads FDEs in order until one covers the pc, indexing
+                 * them on the way: a lookup of a pc that none covers
+                 * indexes them all, now rather than in the stop window. */
+                if (cfi && dwarf_cfi_addrframe(cfi, c->start - 1 - bias, &frame) == 0)
+                        free(frame);
+                return DWARF_CB_OK;
+        }
         if (*userdata)
                 return DWARF_CB_OK;
         if (dwfl_module_eh_cfi(mod, &bias))
@@ -298,26 +390,247 @@ static int warm_module(Dwfl_Module *mod, void **userdata, const char *name, Dwar
         return DWARF_CB_OK;
 }
 
+static void code_region_free(struct code_region *c)
+{
+        if (!c)
+                return;
+        free(c->image);
+        free(c);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct code_region *, code_region_free);
+
+static void code_regions_free(struct code_region **code, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                code_region_free(code[i]);
+        free(code);
+}
+
+static struct code_region *module_code_region(Dwfl_Module *mod)
+{
+        void **userdata = NULL;
+
+        if (!dwfl_module_info(mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL) || !userdata)
+                return NULL;
+        return mod_code_region(*userdata);
+}
+
+/* The ELF image of region c, its .eh_frame being eh[0..eh_size): see the
+ * top of the file. Addresses are the target's; no code bytes (.text is
+ * NOBITS): the unwinder never reads code. */
+static int build_image(struct code_region *c, const uint8_t *eh, size_t eh_size)
+{
+        static const char shstrtab[] = "\0.text\0.eh_frame\0.shstrtab";
+        enum { SH_TEXT = 1, SH_EH_FRAME, SH_SHSTRTAB, SH_N };
+        enum { NAME_TEXT = 1, NAME_EH_FRAME = 7, NAME_SHSTRTAB = 17 };
+        size_t eh_off = sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr);
+        size_t str_off = eh_off + eh_size;
+        size_t sh_off = ALIGN_UP(str_off + sizeof(shstrtab), (size_t)8);
+        size_t size = sh_off + SH_N * sizeof(Elf64_Shdr);
+        Elf64_Ehdr *h;
+        Elf64_Phdr *ph;
+        Elf64_Shdr *sh;
+        uint8_t *img;
+
+        _Static_assert(sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr) == 120, "eh_frame stays aligned");
+        img = calloc(1, size);
+        if (!img)
+                return -ENOMEM;
+        h = (Elf64_Ehdr *)img;
+        memcpy(h->e_ident, ELFMAG, SELFMAG);
+        h->e_ident[EI_CLASS] = ELFCLASS64;
+        h->e_ident[EI_DATA] = __BYTE_ORDER == __LITTLE_ENDIAN ? ELFDATA2LSB : ELFDATA2MSB;
+        h->e_ident[EI_VERSION] = EV_CURRENT;
+        h->e_type = ET_EXEC;
+        h->e_machine = (Elf64_Half)arch_elf_machine();
+        h->e_version = EV_CURRENT;
+        h->e_phoff = sizeof(*h);
+        h->e_shoff = sh_off;
+        h->e_ehsize = sizeof(*h);
+        h->e_phentsize = sizeof(*ph);
+        h->e_phnum = 1;
+        h->e_shentsize = sizeof(*sh);
+        h->e_shnum = SH_N;
+        h->e_shstrndx = SH_SHSTRTAB;
+
+        /* libdw's load bias is the module's start minus the first PT_LOAD's
+         * p_vaddr rounded down to p_align: 0 here. */
+        ph = (Elf64_Phdr *)(img + h->e_phoff);
+        ph->p_type = PT_LOAD;
+        ph->p_flags = PF_R | PF_X;
+        ph->p_vaddr = ph->p_paddr = c->start;
+        ph->p_memsz = c->end - c->start;
+        ph->p_align = 1;
+
+        if (eh_size > 0)
+                memcpy(img + eh_off, eh, eh_size);
+        memcpy(img + str_off, shstrtab, sizeof(shstrtab));
+        sh = (Elf64_Shdr *)(img + sh_off);
+        sh[SH_TEXT] = (Elf64_Shdr){
+                .sh_name = NAME_TEXT,
+                .sh_type = SHT_NOBITS,
+                .sh_flags = SHF_ALLOC | SHF_EXECINSTR,
+                .sh_addr = c->start,
+                .sh_offset = eh_off,
+                .sh_size = c->end - c->start,
+                .sh_addralign = 1,
+        };
+        /* libdw looks for .eh_frame by name and skips a NOBITS one: no
+         * call frame information at all. */
+        sh[SH_EH_FRAME] = (Elf64_Shdr){
+                .sh_name = NAME_EH_FRAME,
+                .sh_type = eh_size > 0 ? SHT_PROGBITS : SHT_NOBITS,
+                .sh_flags = SHF_ALLOC,
+                .sh_addr = c->eh_frame_addr,
+                .sh_offset = eh_off,
+                .sh_size = eh_size,
+                .sh_addralign = 1,
+        };
+        sh[SH_SHSTRTAB] = (Elf64_Shdr){
+                .sh_name = NAME_SHSTRTAB,
+                .sh_type = SHT_STRTAB,
+                .sh_offset = str_off,
+                .sh_size = sizeof(shstrtab),
+                .sh_addralign = 1,
+        };
+        c->image = img;
+        c->image_size = size;
+        c->eh_off = eh_size > 0 ? eh_off : 0;
+        return 0;
+}
+
+/* The region to report for w: the one reported last time when neither it
+ * nor its .eh_frame bytes changed (libdw then keeps its module and the
+ * CFI it indexed), else a new one under a new module name. *ret_fresh
+ * says which. Reads the target's memory. */
+static int code_region_prepare(struct proc_unwinder *u, const struct code_region *w,
+                               struct code_region **ret, bool *ret_fresh)
+{
+        _cleanup_(code_region_freep) struct code_region *c = NULL;
+        _cleanup_free_ uint8_t *eh = NULL;
+        size_t eh_size = w->eh_frame_size;
+        int r;
+
+        if (eh_size > 0) {
+                eh = malloc(eh_size);
+                if (!eh)
+                        return -ENOMEM;
+                r = proc_read(u->p, w->eh_frame_addr, eh, eh_size);
+                if (r < 0) {
+                        log_debug("unwind: cannot read the .eh_frame of code region %s at "
+                                  "0x%" PRIx64 " (%s): no unwind info there",
+                                  w->name, w->eh_frame_addr, strerror(-r));
+                        eh_size = 0;
+                }
+        }
+        for (size_t i = 0; i < u->n_code; i++) {
+                struct code_region *old = u->code[i];
+
+                if (old->start == w->start && old->end == w->end &&
+                    old->eh_frame_addr == w->eh_frame_addr && old->eh_frame_size == eh_size &&
+                    strcmp(old->name, w->name) == 0 &&
+                    (eh_size == 0 || memcmp(old->image + old->eh_off, eh, eh_size) == 0)) {
+                        *ret = old;
+                        *ret_fresh = false;
+                        return 0;
+                }
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        *c = *w;
+        c->tag.kind = MOD_CODE;
+        c->eh_frame_size = eh_size;
+        c->image = NULL;
+        snprintf(c->modname, sizeof(c->modname), "[%s] #%lu", c->name, ++u->code_serial);
+        r = build_image(c, eh, eh_size);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(c);
+        *ret_fresh = true;
+        return 0;
+}
+
+/* Report the mapped objects (from /proc/PID/maps) and the code regions.
+ * Afterwards u->code holds the regions reported (libdw's modules of them
+ * point at these); an image libdw may still read is never freed here
+ * before dwfl_report_end() dropped its module. */
 static int report_maps(struct proc_unwinder *u, struct errbuf *err)
 {
-        int r;
+        _cleanup_free_ bool *fresh = NULL;
+        struct code_region **code = NULL;
+        size_t n_code = 0;
+        int r, q = 0;
+
+        /* Read the .eh_frames and build the images first: no libdw report
+         * is open while we read the target. */
+        if (u->n_want > 0) {
+                code = calloc(u->n_want, sizeof(*code));
+                fresh = calloc(u->n_want, sizeof(*fresh));
+                if (!code || !fresh) {
+                        free(code);
+                        return -ENOMEM;
+                }
+        }
+        for (; n_code < u->n_want; n_code++) {
+                r = code_region_prepare(u, &u->want[n_code], &code[n_code], &fresh[n_code]);
+                if (r < 0) {
+                        /* Nothing reported yet: only the new ones go. */
+                        for (size_t i = 0; i < n_code; i++)
+                                if (fresh[i])
+                                        code_region_free(code[i]);
+                        free(code);
+                        errbuf_set(err, "cannot describe the code regions of pid %d: %s",
+                                   (int)u->pid, strerror(-r));
+                        return r;
+                }
+        }
 
         dwfl_report_begin(u->dwfl);
         r = dwfl_linux_proc_report(u->dwfl, u->pid);
         if (r != 0) {
                 const char *why = r > 0 ? strerror(r) : dwfl_last_error();
 
-                dwfl_report_end(u->dwfl, NULL, NULL);
                 errbuf_set(err, "cannot read the memory map of pid %d: %s", (int)u->pid, why);
                 if (r == ENOENT || r == ESRCH)
-                        return -ESRCH;
-                return r > 0 ? -r : -EIO;
+                        q = -ESRCH;
+                else
+                        q = r > 0 ? -r : -EIO;
         }
-        if (dwfl_report_end(u->dwfl, NULL, NULL) != 0) {
+        for (size_t i = 0; q == 0 && i < n_code; i++) {
+                Dwfl_Module *mod =
+                        dwfl_report_module(u->dwfl, code[i]->modname, code[i]->start, code[i]->end);
+                void **userdata = NULL;
+
+                if (!mod || !dwfl_module_info(mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL)) {
+                        errbuf_set(err, "cannot report code region %s of pid %d: %s", code[i]->name,
+                                   (int)u->pid, dwfl_last_error());
+                        q = -ENOMEM;
+                        break;
+                }
+                *userdata = &code[i]->tag;
+        }
+        if (dwfl_report_end(u->dwfl, NULL, NULL) != 0 && q == 0) {
                 errbuf_set(err, "cannot report the objects of pid %d: %s", (int)u->pid,
                            dwfl_last_error());
-                return -EIO;
+                q = -EIO;
         }
+        /* libdw has dropped the modules not reported again, and their Elf:
+         * the old images that are not in the new list can go. */
+        for (size_t i = 0; i < u->n_code; i++) {
+                bool kept = false;
+
+                for (size_t k = 0; k < n_code && !kept; k++)
+                        kept = code[k] == u->code[i];
+                if (!kept)
+                        code_region_free(u->code[i]);
+        }
+        free(u->code);
+        u->code = code;
+        u->n_code = n_code;
+        if (q < 0)
+                return q;
         (void)dwfl_getmodules(u->dwfl, warm_module, NULL, 0);
         return 0;
 }
@@ -396,8 +709,9 @@ int proc_unwinder_refresh(struct proc_unwinder *u, struct errbuf *err)
         int r;
 
         /* dwfl_report_begin/end keeps the modules that are still mapped
-         * (with their indexed CFI) and the attached process state; check
-         * the latter anyway, libdw does not promise it. */
+         * (with their indexed CFI), the code regions that did not change,
+         * and the attached process state; check the latter anyway, libdw
+         * does not promise it. */
         r = report_maps(u, err);
         if (r < 0)
                 return r;
@@ -409,12 +723,64 @@ int proc_unwinder_refresh(struct proc_unwinder *u, struct errbuf *err)
         return attach_state(u, err);
 }
 
+int proc_unwinder_set_code(struct proc_unwinder *u, const struct proc_code_region *regions,
+                           size_t n, struct errbuf *err)
+{
+        _cleanup_free_ struct code_region *want = NULL;
+
+        if (n > CODE_MAX_REGIONS) {
+                errbuf_set(err, "pid %d: too many code regions to unwind through (%zu)",
+                           (int)u->pid, n);
+                return -EINVAL;
+        }
+        if (n > 0) {
+                want = calloc(n, sizeof(*want));
+                if (!want)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const struct proc_code_region *g = &regions[i];
+                struct code_region *w = &want[i];
+
+                snprintf(w->name, sizeof(w->name), "%s", g->name && *g->name ? g->name : "code");
+                if (g->start >= g->end) {
+                        errbuf_set(err, "code region %s of pid %d is empty", w->name, (int)u->pid);
+                        return -EINVAL;
+                }
+                if (g->eh_frame_size > EH_FRAME_MAX ||
+                    g->eh_frame_addr + g->eh_frame_size < g->eh_frame_addr) {
+                        errbuf_set(err,
+                                   "code region %s of pid %d: its .eh_frame (%" PRIu64
+                                   " bytes at 0x%" PRIx64 ") is implausible",
+                                   w->name, (int)u->pid, g->eh_frame_size, g->eh_frame_addr);
+                        return -EINVAL;
+                }
+                for (size_t k = 0; k < i; k++)
+                        if (g->start < regions[k].end && regions[k].start < g->end) {
+                                errbuf_set(err, "code regions %s and %s of pid %d overlap",
+                                           want[k].name, w->name, (int)u->pid);
+                                return -EINVAL;
+                        }
+                w->start = g->start;
+                w->end = g->end;
+                w->eh_frame_size = g->eh_frame_size;
+                w->eh_frame_addr = g->eh_frame_size > 0 ? g->eh_frame_addr : 0;
+        }
+        free(u->want);
+        u->want = TAKE_PTR(want);
+        u->n_want = n;
+        return proc_unwinder_refresh(u, err);
+}
+
 void proc_unwinder_free(struct proc_unwinder *u)
 {
         if (!u)
                 return;
+        /* libdw first: its Elfs read the code regions' images. */
         if (u->dwfl)
                 dwfl_end(u->dwfl);
+        code_regions_free(u->code, u->n_code);
+        free(u->want);
         if (u->arch_elf)
                 elf_end(u->arch_elf);
         free(u);
@@ -483,12 +849,15 @@ static enum cfi_kind cfi_lookup(struct proc_unwinder *u, const struct proc_frame
 {
         Dwarf_Addr pc = f->pc - (f->activation ? 0 : 1);
         Dwfl_Module *mod = frame_module(u, f);
+        int passes;
 
         if (!mod)
                 return CFI_NONE;
         /* The first CFI with an entry for the pc decides, .eh_frame before
-         * .debug_frame, as in libdw's frame_unwind.c. */
-        for (int pass = 0; pass < 2; pass++) {
+         * .debug_frame, as in libdw's frame_unwind.c. A code region has
+         * no .debug_frame. */
+        passes = module_code_region(mod) ? 1 : 2;
+        for (int pass = 0; pass < passes; pass++) {
                 Dwarf_CFI *cfi;
                 Dwarf_Frame *frame = NULL;
                 Dwarf_Op ops_mem[3], *ops = NULL;
@@ -589,13 +958,20 @@ int proc_unwind_thread(struct proc_unwinder *u, struct proc_thread *t, size_t ma
         if (s.n == 0)
                 stack_set_error(&s, -EIO, "no frame: %s",
                                 dw_error ? dwfl_errmsg(dw_error) : "libdw gave none");
-        else if (guessed || cfi_kind_of(u, last_frame(&s)) == CFI_NONE)
-                stack_set_error(&s, -ENOENT,
-                                frame_module(u, last_frame(&s))
-                                        ? "no unwind info for pc 0x%" PRIx64
-                                        : "pc 0x%" PRIx64 " is in no object file (no unwind info)",
-                                last_frame(&s)->pc);
-        else if (r == 0 && cfi_kind_of(u, last_frame(&s)) == CFI_OUTERMOST)
+        else if (guessed || cfi_kind_of(u, last_frame(&s)) == CFI_NONE) {
+                Dwfl_Module *mod = frame_module(u, last_frame(&s));
+                struct code_region *c = mod ? module_code_region(mod) : NULL;
+
+                if (c)
+                        stack_set_error(&s, -ENOENT, "no unwind info for pc 0x%" PRIx64 " (in %s)",
+                                        last_frame(&s)->pc, c->name);
+                else
+                        stack_set_error(&s, -ENOENT,
+                                        mod ? "no unwind info for pc 0x%" PRIx64
+                                            : "pc 0x%" PRIx64
+                                              " is in no object file (no unwind info)",
+                                        last_frame(&s)->pc);
+        } else if (r == 0 && cfi_kind_of(u, last_frame(&s)) == CFI_OUTERMOST)
                 ; /* complete */
         else if (u->truncated)
                 stack_set_error(&s, -E2BIG, "frame limit (%zu) reached", u->max_frames);

@@ -8,7 +8,12 @@
  * (that costs ~360 µs per thread: do it after resuming, with src/elf).
  *
  * After mapping or unmapping memory in the target, call
- * proc_unwinder_refresh() before unwinding again. */
+ * proc_unwinder_refresh() before unwinding again.
+ *
+ * Code that is in no file mapping (a live patch's image, a JIT's code) is
+ * unknown to the unwinder, so a stack through it ends there, incomplete,
+ * unless the caller describes it with proc_unwinder_set_code(): its range
+ * and where its .eh_frame is in the target. */
 #pragma once
 
 #include "proc/proc.h"
@@ -41,6 +46,28 @@ struct proc_unwinder;
 int proc_unwinder_new(struct proc *p, struct proc_unwinder **ret, struct errbuf *err);
 int proc_unwinder_refresh(struct proc_unwinder *u, struct errbuf *err);
 void proc_unwinder_free(struct proc_unwinder *u);
+
+/* Code in the target that is not a file mapping, and the call frame
+ * information that describes it. */
+struct proc_code_region {
+        uint64_t start, end; /* the code, [start, end) */
+        /* Its .eh_frame (as a linker lays it out, FDE addresses relative
+         * to where it is), anywhere in the target; 0/0 when there is
+         * none, and then a pc in [start, end) has no unwind info. */
+        uint64_t eh_frame_addr, eh_frame_size;
+        const char *name; /* for messages and debugging; copied */
+};
+
+/* Replace the code regions the unwinder knows of besides the mapped
+ * objects by regions[0..n), and refresh (as proc_unwinder_refresh()).
+ * Regions must not overlap each other or a file mapping. Their .eh_frame
+ * bytes are read from the target now and on every refresh (which keeps
+ * the regions): call this, like a refresh, while the threads run, never
+ * inside a stop window. An .eh_frame that cannot be read leaves its
+ * region without unwind info (the unwind stops there, as it would
+ * without the region). -EINVAL for a malformed region (err says which). */
+int proc_unwinder_set_code(struct proc_unwinder *u, const struct proc_code_region *regions,
+                           size_t n, struct errbuf *err);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct proc_unwinder *, proc_unwinder_free);
 
 /* Unwind stopped thread `t` (at most `max_frames`, 0: 256). Frames go to

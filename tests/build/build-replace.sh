@@ -6,7 +6,7 @@
 # table and bytes (tests/build/lpo.py reads the ELF files itself).
 . "$LIVEUP_BUILD_TESTS/lib.sh"
 
-plan 50
+plan 54
 
 # ---- The same fix against four builds of one program --------------------
 for t in target-pie-o0 target-pie-o2 target-nopie-o0 target-nopie-o2; do
@@ -31,6 +31,9 @@ for t in target-pie-o0 target-pie-o2 target-nopie-o0 target-nopie-o2; do
                 "{'items_seen', 'items_total', 'format_item'} <= set(d['undefined']) and ('printf' in d['undefined'] or 'puts' in d['undefined'])"
         check "$t: code and data of the patch are in their own sections" lpo check "$T/basic.json" \
                 "{'.text.parse_header', '.text.count_items', '.text.clamp', '.bss.fix_calls'} <= {s['name'] for s in d['sections']}"
+        check "$t: its unwind tables are loaded with it (one .eh_frame, read-only data), for the stop check" \
+                lpo check "$T/basic.json" \
+                "[(s['kind'], s['size'] > 0) for s in d['sections'] if s['name'] == '.eh_frame'] == [('rodata', True)]"
         run_liveup build --json --replace "$FIXES/fix-basic.c" --target "$bin" -o "$T/basic2.lpo"
         cp "$T/out" "$T/build.json"
         check "$t: build --json: the new helper is a helper, not a replacement" lpo check "$T/build.json" \

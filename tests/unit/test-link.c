@@ -153,6 +153,132 @@ TEST(link_o0_anywhere)
         link_and_call("-O0", false);
 }
 
+/* ---- The linked .eh_frame -------------------------------------------------- */
+
+struct fde {
+        uint64_t start, range;
+};
+
+static uint64_t uleb(const uint8_t **p, const uint8_t *end)
+{
+        uint64_t v = 0;
+        unsigned shift = 0;
+
+        for (;;) {
+                CHECK(*p < end && shift < 64);
+                uint8_t b = *(*p)++;
+                v |= (uint64_t)(b & 0x7f) << shift;
+                shift += 7;
+                if (!(b & 0x80))
+                        return v;
+        }
+}
+
+/* The FDEs of an .eh_frame that lives at `vaddr`, decoded by hand (not
+ * with libdw: this checks the bytes the linker wrote). gcc's CIEs for C
+ * say "zR" with FDE addresses pc-relative, signed 4 bytes. */
+static size_t decode_fdes(const uint8_t *buf, size_t size, uint64_t vaddr, struct fde *out,
+                          size_t max)
+{
+        size_t off = 0, n = 0;
+        uint8_t enc = 0xff;
+
+        while (off + 8 <= size) {
+                uint32_t len, id;
+
+                memcpy(&len, buf + off, 4);
+                if (len == 0)
+                        break; /* terminator */
+                CHECK(len != 0xffffffffu && len <= size - off - 4);
+                memcpy(&id, buf + off + 4, 4);
+                const uint8_t *p = buf + off + 8, *end = buf + off + 4 + len;
+                if (id == 0) {
+                        /* CIE: version, augmentation, code and data alignment,
+                         * return-address column, augmentation data. */
+                        CHECK(*p == 1 || *p == 3);
+                        uint8_t version = *p++;
+                        CHECK(end - p > 3 && strcmp((const char *)p, "zR") == 0);
+                        p += 3;
+                        (void)uleb(&p, end);
+                        (void)uleb(&p, end); /* sleb: the size is the same */
+                        if (version == 1)
+                                p++;
+                        else
+                                (void)uleb(&p, end);
+                        CHECK(uleb(&p, end) == 1);
+                        CHECK(p < end);
+                        enc = *p;
+                } else {
+                        int32_t rel;
+                        uint32_t range;
+
+                        /* DW_EH_PE_pcrel | DW_EH_PE_sdata4 */
+                        CHECK(enc == 0x1b);
+                        CHECK(end - p >= 8 && n < max);
+                        memcpy(&rel, p, 4);
+                        memcpy(&range, p + 4, 4);
+                        out[n].start = vaddr + (uint64_t)(p - buf) + (uint64_t)(int64_t)rel;
+                        out[n].range = range;
+                        n++;
+                }
+                off += 4 + len;
+        }
+        return n;
+}
+
+/* Every function of the patch has an FDE, and after linking the FDE
+ * covers the function where it was linked: the .eh_frame relocations
+ * (R_X86_64_PC32 against each .text.* section) were applied like any
+ * other. In the object itself those fields are 0. */
+static void check_eh_frame(const char *opt, bool near)
+{
+        _cleanup_free_ char *obj = compile(opt);
+        _cleanup_(lp_image_freep) struct lp_image *img = NULL;
+        struct errbuf e = {};
+        size_t osize, size, n, n_funcs = 0;
+        _cleanup_free_ void *o = read_all(obj, &osize);
+        struct fde fdes[32];
+        uint64_t base;
+
+        CHECK_OK(lp_link_size(o, osize, &size, NULL, &e));
+        base = near ? ((uint64_t)(uintptr_t)host_add + (256u << 20)) & ~4095ull : 0x10000000;
+        CHECK_OK(lp_link(o, osize, base, resolve, NULL, &img, &e));
+        CHECK(img->eh_frame_size > 0);
+        CHECK(img->eh_frame_off >= img->text_size);
+        CHECK(img->eh_frame_off + img->eh_frame_size <= img->size);
+        n = decode_fdes(img->buf + img->eh_frame_off, img->eh_frame_size,
+                        base + img->eh_frame_off, fdes, ELEMENTSOF(fdes));
+        for (size_t i = 0; i < img->n_syms; i++) {
+                const struct lp_image_sym *s = &img->syms[i];
+                bool found = false;
+
+                if (!s->func)
+                        continue;
+                n_funcs++;
+                CHECK(s->addr >= base && s->addr + s->size <= base + img->text_size);
+                for (size_t k = 0; k < n; k++)
+                        if (fdes[k].start == s->addr && fdes[k].range == s->size)
+                                found = true;
+                if (!found)
+                        printf("# no FDE for %s at 0x%llx (%llu bytes)\n", s->name,
+                               (unsigned long long)s->addr, (unsigned long long)s->size);
+                CHECK(found);
+        }
+        /* patched, helper, call_far, read_far_data */
+        CHECK(n_funcs == 4);
+        CHECK(n == n_funcs);
+}
+
+TEST(eh_frame_o2_near)
+{
+        check_eh_frame("-O2", true);
+}
+
+TEST(eh_frame_o0_anywhere)
+{
+        check_eh_frame("-O0", false);
+}
+
 static int resolve_none(void *userdata, const char *name, uint64_t *ret, struct errbuf *err)
 {
         errbuf_set(err, "symbol '%s' not found in the target", name);

@@ -14,6 +14,7 @@
 #include "base/procfs.h"
 #include "base/util.h"
 #include "elf/elf.h"
+#include "livepatch/link.h"
 #include "proc/proc.h"
 #include "proc/unwind.h"
 
@@ -595,6 +596,393 @@ TEST(frame_pointer_guess_is_not_complete)
         CHECK(s.frames[0].pc == odd_pc);
         CHECK(s.error == -ENOENT);
         proc_stack_done(&s);
+}
+
+/* ---- Code regions: patch code in anonymous memory ------------------------ */
+
+/* A patch, compiled with gcc as `liveup build` does, linked with lp_link
+ * into an anonymous mapping of the test (the forked victim inherits it at
+ * the same address): code that libdw knows nothing of, with an .eh_frame
+ * that lp_link relocated for that address. patch_calls() calls back into
+ * the test (host_spin), so its frame is a caller's; patch_loop() spins
+ * itself; patch_nocfi is assembly without CFI. */
+static const char patch_src[] =
+        "extern void host_spin(void);\n"
+        "volatile int patch_counter;\n"
+        "void patch_calls(void) { host_spin(); patch_counter++; }\n"
+        "void patch_loop(void) { for (;;) patch_counter++; }\n"
+        "__asm__(\".text\\n.globl patch_nocfi\\n.type patch_nocfi, @function\\n\"\n"
+        "        \"patch_nocfi: jmp patch_nocfi\\n.size patch_nocfi, .-patch_nocfi\\n\");\n";
+
+static atomic_int host_spinning;
+
+void host_spin(void);
+__attribute__((noipa)) void host_spin(void)
+{
+        atomic_store(&host_spinning, 1);
+        for (;;)
+                __asm__ volatile("" ::: "memory");
+}
+
+struct patch {
+        struct lp_image *img;
+        uint64_t base;
+        uint64_t calls, calls_size, loop, loop_size, nocfi;
+};
+
+static int patch_resolve(void *userdata, const char *name, uint64_t *ret, struct errbuf *err)
+{
+        if (strcmp(name, "host_spin") != 0) {
+                errbuf_set(err, "symbol '%s' not found", name);
+                return -ENOENT;
+        }
+        *ret = (uint64_t)(uintptr_t)host_spin;
+        return 0;
+}
+
+static void patch_load(struct patch *ret)
+{
+        char dir[] = "/tmp/liveup-test-unwind.XXXXXX", src[64], obj[64], cmd[256];
+        _cleanup_free_ char *o = NULL;
+        struct errbuf err = {};
+        size_t osize = 0, size;
+        void *mem;
+        FILE *f;
+
+        CHECK(mkdtemp(dir));
+        snprintf(src, sizeof(src), "%s/patch.c", dir);
+        snprintf(obj, sizeof(obj), "%s/patch.o", dir);
+        f = fopen(src, "we");
+        CHECK(f);
+        CHECK(fputs(patch_src, f) >= 0);
+        CHECK(fclose(f) == 0);
+        /* The flags of `liveup build --replace` that matter here. */
+        snprintf(cmd, sizeof(cmd),
+                 "gcc -c -O2 -fPIC -ffunction-sections -fdata-sections -fno-common "
+                 "-fasynchronous-unwind-tables -o %s %s", obj, src);
+        CHECK(system(cmd) == 0);
+        CHECK(read_file_str(obj, &o, &osize) >= 0);
+        unlink(src);
+        unlink(obj);
+        rmdir(dir);
+
+        CHECK_OK(lp_link_size(o, osize, &size, NULL, &err));
+        mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        CHECK(mem != MAP_FAILED);
+        *ret = (struct patch){ .base = (uint64_t)(uintptr_t)mem };
+        CHECK_OK(lp_link(o, osize, ret->base, patch_resolve, NULL, &ret->img, &err));
+        CHECK(ret->img->eh_frame_size > 0);
+        memcpy(mem, ret->img->buf, ret->img->size);
+        CHECK(mprotect(mem, ret->img->text_size, PROT_READ | PROT_EXEC) == 0);
+        CHECK_OK(lp_image_lookup(ret->img, "patch_calls", &ret->calls, &ret->calls_size));
+        CHECK_OK(lp_image_lookup(ret->img, "patch_loop", &ret->loop, &ret->loop_size));
+        CHECK_OK(lp_image_lookup(ret->img, "patch_nocfi", &ret->nocfi, NULL));
+}
+
+static struct proc_code_region patch_region(const struct patch *pt, bool with_cfi)
+{
+        return (struct proc_code_region){
+                .start = pt->base,
+                .end = pt->base + pt->img->text_size,
+                .eh_frame_addr = with_cfi ? pt->base + pt->img->eh_frame_off : 0,
+                .eh_frame_size = with_cfi ? pt->img->eh_frame_size : 0,
+                .name = "test-patch",
+        };
+}
+
+static uint64_t patch_entry;
+
+static void *patch_thread(void *arg)
+{
+        atomic_store(&odd_started, 1);
+        ((void (*)(void))(uintptr_t)patch_entry)();
+        return NULL;
+}
+
+/* Fork a victim whose second thread calls `entry` in the patch, attach,
+ * and stop it once that thread is where in_place() says. */
+static pid_t patch_victim_start(uint64_t entry, bool (*in_place)(struct proc *, uint64_t pc),
+                                struct proc **ret_p, struct proc_thread **ret_t)
+{
+        struct errbuf err = {};
+        struct proc *p = NULL;
+        int ready[2];
+        char c;
+        pid_t pid;
+
+        patch_entry = entry;
+        CHECK(pipe2(ready, O_CLOEXEC) == 0);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                pthread_t th;
+
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (pthread_create(&th, NULL, patch_thread, NULL) != 0)
+                        _exit(1);
+                while (!atomic_load(&odd_started))
+                        ;
+                (void)!write(ready[1], "r", 1);
+                for (;;)
+                        pause();
+        }
+        close(ready[1]);
+        CHECK(read(ready[0], &c, 1) == 1);
+        close(ready[0]);
+
+        CHECK_OK(proc_attach(pid, NULL, &p, &err));
+        CHECK(proc_n_threads(p) == 2);
+        for (int tries = 0; tries < 1000; tries++) {
+                struct proc_thread *t = proc_thread_at(p, 0)->tid == pid ? proc_thread_at(p, 1)
+                                                                          : proc_thread_at(p, 0);
+                const struct arch_regs *r;
+
+                CHECK_OK(proc_stop_all(p, &err));
+                CHECK_OK(proc_regs(p, t, &r));
+                if (in_place(p, arch_regs_pc(r))) {
+                        *ret_p = p;
+                        *ret_t = t;
+                        return pid;
+                }
+                CHECK_OK(proc_resume_all(p, &err));
+        }
+        CHECK(!"the patch thread never got in place");
+        return -1;
+}
+
+static struct patch the_patch;
+
+static bool in_host_spin(struct proc *p, uint64_t pc)
+{
+        int v = 0;
+
+        /* Set by host_spin() just before its loop: same address in the
+         * forked victim. */
+        CHECK_OK(proc_read(p, (uint64_t)(uintptr_t)&host_spinning, &v, sizeof(v)));
+        return v == 1;
+}
+
+static bool in_patch_loop(struct proc *p, uint64_t pc)
+{
+        return pc >= the_patch.loop && pc < the_patch.loop + the_patch.loop_size;
+}
+
+static bool at_patch_nocfi(struct proc *p, uint64_t pc)
+{
+        return pc == the_patch.nocfi;
+}
+
+static void patch_victim_end(struct proc **p, struct proc_unwinder **u, pid_t pid)
+{
+        struct errbuf err = {};
+
+        CHECK_OK(proc_resume_all(*p, &err));
+        *u = (proc_unwinder_free(*u), NULL);
+        CHECK_OK(proc_detach(*p));
+        *p = (proc_free(*p), NULL);
+        /* It ran on, unharmed, until now. */
+        CHECK(waitpid(pid, NULL, WNOHANG) == 0);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+}
+
+static bool pc_in(const struct proc_frame *f, uint64_t start, uint64_t size)
+{
+        uint64_t pc = f->pc - (f->activation ? 0 : 1);
+
+        return pc >= start && pc < start + size;
+}
+
+/* A thread whose stack passes through patch code (patch_calls, which
+ * called host_spin): without the region the unwind stops there, in no
+ * object file; with it the stack is complete, through the patch frame to
+ * clone3; refreshing keeps the region; taking its CFI away, or the region
+ * away, makes the stack incomplete again, and giving them back complete. */
+TEST(code_region_makes_patch_frames_reliable)
+{
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+        _cleanup_(elf_proc_freep) struct elf_proc *ep = NULL;
+        struct proc_code_region with = {}, without = {};
+        struct proc_stack a = {}, b = {}, c = {}, d = {}, e = {}, f = {}, g = {};
+        struct proc_thread *t = NULL;
+        struct errbuf err = {};
+        const char *names[256], *objects[256];
+        uint64_t t0, first_ns, warm_ns;
+        pid_t pid;
+
+#if !defined(__x86_64__)
+        tap_skip("the patch is built for x86-64");
+#endif
+        patch_load(&the_patch);
+        with = patch_region(&the_patch, true);
+        without = patch_region(&the_patch, false);
+        pid = patch_victim_start(the_patch.calls, in_host_spin, &p, &t);
+        /* Set up while stopped: fine for a test. */
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        CHECK_OK(proc_unwind_thread(u, t, 0, &a));
+
+        CHECK_OK(proc_unwinder_set_code(u, &with, 1, &err));
+        t0 = now_ns();
+        CHECK_OK(proc_unwind_thread(u, t, 0, &b));
+        first_ns = now_ns() - t0;
+        t0 = now_ns();
+        CHECK_OK(proc_unwind_thread(u, t, 0, &g));
+        warm_ns = now_ns() - t0;
+        CHECK_OK(proc_unwinder_refresh(u, &err));
+        CHECK_OK(proc_unwind_thread(u, t, 0, &c));
+        CHECK_OK(proc_unwinder_set_code(u, &without, 1, &err));
+        CHECK_OK(proc_unwind_thread(u, t, 0, &d));
+        CHECK_OK(proc_unwinder_set_code(u, &with, 1, &err));
+        CHECK_OK(proc_unwind_thread(u, t, 0, &e));
+        CHECK_OK(proc_unwinder_set_code(u, NULL, 0, &err));
+        CHECK_OK(proc_unwind_thread(u, t, 0, &f));
+        patch_victim_end(&p, &u, pid);
+
+        CHECK_OK(elf_proc_new(getpid(), &ep, &err));
+        symbolise(ep, &b, names, objects);
+        dump("through patch code, region known", &b, names, objects);
+        printf("# unwind through the region: first %.1f µs, then %.1f µs\n", first_ns / 1000.0,
+               warm_ns / 1000.0);
+        printf("# region unknown: %zu frames, error %d: %s\n", a.n, a.error, a.reason);
+        printf("# region without CFI: %zu frames, error %d: %s\n", d.n, d.error, d.reason);
+
+        /* Unknown: host_spin, then the return address into the patch,
+         * where the unwind must stop. */
+        CHECK(a.n == 2);
+        CHECK(a.error == -ENOENT);
+        CHECK(strstr(a.reason, "is in no object file") != NULL);
+        CHECK(pc_in(&a.frames[1], the_patch.calls, the_patch.calls_size));
+
+        /* Known, with its CFI: complete, through the patch frame. */
+        CHECK(b.error == 0);
+        CHECK(b.n > 3);
+        CHECK_STREQ(names[0], "host_spin");
+        CHECK(b.frames[0].activation);
+        CHECK(pc_in(&b.frames[1], the_patch.calls, the_patch.calls_size));
+        CHECK(!b.frames[1].activation);
+        CHECK_STREQ(names[2], "patch_thread");
+        CHECK(contains(names, b.n, "start_thread"));
+        CHECK(same_stack(&b, &c));
+        CHECK(same_stack(&b, &e));
+        CHECK(same_stack(&b, &g));
+
+        /* Known without CFI: no unwind info, naming the region. */
+        CHECK(d.n == 2);
+        CHECK(d.error == -ENOENT);
+        CHECK(strstr(d.reason, "no unwind info for pc") != NULL);
+        CHECK(strstr(d.reason, "test-patch") != NULL);
+        /* Forgotten: as at first. */
+        CHECK(same_stack(&a, &f));
+        CHECK(strcmp(a.reason, f.reason) == 0);
+
+        proc_stack_done(&a);
+        proc_stack_done(&b);
+        proc_stack_done(&c);
+        proc_stack_done(&d);
+        proc_stack_done(&e);
+        proc_stack_done(&f);
+        proc_stack_done(&g);
+}
+
+/* The innermost frame in patch code: complete with the region. */
+TEST(code_region_innermost_frame)
+{
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+        struct proc_code_region with;
+        struct proc_stack a = {}, b = {};
+        struct proc_thread *t = NULL;
+        struct errbuf err = {};
+        pid_t pid;
+
+#if !defined(__x86_64__)
+        tap_skip("the patch is built for x86-64");
+#endif
+        patch_load(&the_patch);
+        with = patch_region(&the_patch, true);
+        pid = patch_victim_start(the_patch.loop, in_patch_loop, &p, &t);
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        CHECK_OK(proc_unwind_thread(u, t, 0, &a));
+        CHECK_OK(proc_unwinder_set_code(u, &with, 1, &err));
+        CHECK_OK(proc_unwind_thread(u, t, 0, &b));
+        patch_victim_end(&p, &u, pid);
+
+        printf("# in patch code, region unknown: %zu frames, error %d: %s\n", a.n, a.error,
+               a.reason);
+        CHECK(a.n == 1);
+        CHECK(a.error == -ENOENT);
+        CHECK(b.error == 0);
+        CHECK(b.n > 2);
+        CHECK(b.frames[0].activation);
+        CHECK(pc_in(&b.frames[0], the_patch.loop, the_patch.loop_size));
+        proc_stack_done(&a);
+        proc_stack_done(&b);
+}
+
+/* A pc of the region that its .eh_frame does not cover (assembly without
+ * CFI) has no unwind info: the stack ends there, incomplete, even though
+ * the region is known and has CFI for its other functions. */
+TEST(code_region_pc_without_fde_stays_unreliable)
+{
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+        struct proc_code_region with;
+        struct proc_stack s = {};
+        struct proc_thread *t = NULL;
+        struct errbuf err = {};
+        pid_t pid;
+
+#if !defined(__x86_64__)
+        tap_skip("the patch is built for x86-64");
+#endif
+        patch_load(&the_patch);
+        with = patch_region(&the_patch, true);
+        pid = patch_victim_start(the_patch.nocfi, at_patch_nocfi, &p, &t);
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        CHECK_OK(proc_unwinder_set_code(u, &with, 1, &err));
+        CHECK_OK(proc_unwind_thread(u, t, 0, &s));
+        patch_victim_end(&p, &u, pid);
+
+        printf("# pc without FDE in a known region: %zu frames, error %d: %s\n", s.n, s.error,
+               s.reason);
+        CHECK(s.n == 1);
+        CHECK(s.frames[0].pc == the_patch.nocfi);
+        CHECK(s.error == -ENOENT);
+        CHECK(strstr(s.reason, "no unwind info for pc") != NULL);
+        proc_stack_done(&s);
+}
+
+TEST(code_region_refusals)
+{
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+        struct proc_code_region r[2] = {
+                { .start = 0x10000, .end = 0x20000, .name = "one" },
+                { .start = 0x18000, .end = 0x28000, .name = "two" },
+        };
+        struct errbuf err = {};
+        struct victim v;
+
+        victim_start("victim-chain-o2", NULL, &v);
+        CHECK_OK(proc_attach(v.pid, NULL, &p, &err));
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        CHECK_ERR(proc_unwinder_set_code(u, r, 2, &err), EINVAL);
+        CHECK(strstr(err.msg, "code regions one and two") != NULL);
+        r[1].start = r[1].end;
+        CHECK_ERR(proc_unwinder_set_code(u, &r[1], 1, &err), EINVAL);
+        CHECK(strstr(err.msg, "is empty") != NULL);
+        r[1] = (struct proc_code_region){ .start = 0x30000, .end = 0x31000, .eh_frame_addr = 1,
+                                          .eh_frame_size = UINT64_MAX };
+        CHECK_ERR(proc_unwinder_set_code(u, &r[1], 1, &err), EINVAL);
+        /* An .eh_frame that is not mapped: accepted, the region simply has
+         * no unwind info. */
+        r[1].eh_frame_addr = 0x1000;
+        r[1].eh_frame_size = 64;
+        CHECK_OK(proc_unwinder_set_code(u, r, 2, &err));
+        u = (proc_unwinder_free(u), NULL);
+        CHECK_OK(proc_detach(p));
+        victim_quit_ok(&v);
 }
 
 /* ---- The victim keeps running after all this ---------------------------- */
