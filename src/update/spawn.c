@@ -213,6 +213,12 @@ int upd_spawn(const struct upd_spawn_opts *o, pid_t *ret_pid, int *ret_pidfd, in
         if (k == sizeof(e)) {
                 (void)waitpid(pid, NULL, 0);
                 errbuf_set(err, "cannot execute '%s': %s", o->argv[0], strerror(e));
+                /* "No such file..." -> "no such file...": messages are lowercase. */
+                if (err && err->msg[0]) {
+                        char *c = strstr(err->msg, "': ");
+                        if (c && c[3] >= 'A' && c[3] <= 'Z' && !(c[4] >= 'A' && c[4] <= 'Z'))
+                                c[3] = (char)(c[3] - 'A' + 'a');
+                }
                 return -e;
         }
         pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
