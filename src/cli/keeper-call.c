@@ -23,11 +23,13 @@ int cli_keeper_call(const char *name, struct upd_msg_builder *b, int timeout_ms)
                 return EXIT_REFUSED;
         }
         r = upd_msg_send(fd, b, NULL, 0);
-        if (r < 0) {
+        if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
                 log_error("cannot send the request to the keeper of '%s': %s", name,
                           cli_strerror(r));
                 return EXIT_REFUSED;
         }
+        /* On -EPIPE the keeper may have refused us at once (RESULT{EPERM})
+         * and closed: that answer is still queued for us, read it. */
         for (;;) {
                 struct upd_msg m;
 

@@ -47,8 +47,11 @@ static int query(const char *name, bool quiet, struct upd_msg *ret)
         int r;
 
         r = upd_client_connect(name, &fd, &err);
-        if (r >= 0)
+        if (r >= 0) {
                 r = upd_msg_send_empty(fd, UPD_MSG_STATUS);
+                if (r == -EPIPE || r == -ECONNRESET)
+                        r = 0; /* a refusal may be queued for us: read it */
+        }
         if (r >= 0)
                 r = upd_client_recv(fd, 10000, ret, &err);
         if (r >= 0 && ret->type == UPD_MSG_RESULT) {

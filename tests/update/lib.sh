@@ -126,8 +126,12 @@ for k in sys.argv[1].split('.'):
 print('null' if v is None else v)" "$2"
 }
 
+# Running (a zombie is not: once the keeper is killed, nobody may reap
+# its orphans in a container whose init does not).
 alive() {
-        kill -0 "$1" 2>/dev/null
+        kill -0 "$1" 2>/dev/null || return 1
+        s=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' /proc/"$1"/status 2>/dev/null)
+        [ -n "$s" ] && [ "$s" != Z ]
 }
 
 # Poll (bounded, about 5 s) until process $1 is gone (it is not our

@@ -6,7 +6,7 @@
  * by the next.
  *
  *   upd-svc --socket PATH [--mode MODE] [--schema N] [--accept MIN:MAX]
- *           [--fdkinds] [--thread]
+ *           [--fdkinds] [--thread] [--garble]
  *
  * Requests, one line each: "get" -> "N gen=G pid=P" (N = counter after
  * increment), "check" -> the --fdkinds report, "pid" -> "pid=P gen=G".
@@ -287,6 +287,46 @@ static void on_exit_thread(struct liveup *l, void *ud)
         (void)!write(wake_fd, &one, sizeof(one));
 }
 
+/* --garble: before the library speaks, send the keeper junk on our
+ * LIVEUP_FD: short and random packets, a wrong size, a PRESERVE without
+ * its fd, a READY with an fd. The keeper must drop each and go on. */
+static void garble(void)
+{
+        const char *e = getenv("LIVEUP_FD");
+        int fd = e ? atoi(e) : -1;
+        uint8_t junk[64];
+        uint32_t hdr[2];
+
+        if (fd < 0)
+                return;
+        for (size_t i = 0; i < sizeof(junk); i++)
+                junk[i] = (uint8_t)(i * 37 + 11);
+        (void)!send(fd, junk, 3, 0);
+        (void)!send(fd, junk, sizeof(junk), 0);
+        hdr[0] = 100; /* size says 100, packet has 8 */
+        hdr[1] = 9;   /* READY */
+        (void)!send(fd, hdr, sizeof(hdr), 0);
+        hdr[0] = 8;
+        hdr[1] = 2; /* PRESERVE without attributes or fd */
+        (void)!send(fd, hdr, sizeof(hdr), 0);
+        /* READY carrying an fd it must not have. */
+        union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+        } control;
+        hdr[1] = 9;
+        struct iovec iov = { .iov_base = hdr, .iov_len = sizeof(hdr) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof(control.buf) };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        int one = STDERR_FILENO;
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &one, sizeof(int));
+        (void)!sendmsg(fd, &mh, 0);
+}
+
 /* ---- serving ------------------------------------------------------------ */
 
 static int unix_listener(const char *path)
@@ -343,6 +383,7 @@ int main(int argc, char **argv)
                 { "socket", required_argument, NULL, 's' }, { "mode", required_argument, NULL, 'm' },
                 { "schema", required_argument, NULL, 'S' }, { "accept", required_argument, NULL, 'a' },
                 { "fdkinds", no_argument, NULL, 'f' },      { "thread", no_argument, NULL, 't' },
+                { "garble", no_argument, NULL, 'g' },
                 {},
         };
         const char *path = NULL;
@@ -371,6 +412,9 @@ int main(int argc, char **argv)
                         break;
                 case 't':
                         threaded = true;
+                        break;
+                case 'g':
+                        garble();
                         break;
                 default:
                         return 2;
