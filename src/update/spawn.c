@@ -5,6 +5,7 @@
 #include "update/spawn.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <limits.h>
 #include <signal.h>
 #include <string.h>
@@ -166,6 +167,10 @@ _Noreturn static void child(const struct upd_spawn_opts *o, pid_t keeper, int so
         for (size_t i = 0; i <= n; i++)
                 if (dup2(tmp[i], 3 + (int)i) < 0)
                         goto fail;
+        /* Whatever the keeper itself inherited without O_CLOEXEC (from a
+         * shell, a supervisor) must not reach the service either: mark
+         * everything above our fds close-on-exec (Linux >= 5.11). */
+        (void)syscall(SYS_close_range, (unsigned)(4 + n), ~0u, CLOSE_RANGE_CLOEXEC);
         if (listen_pid)
                 snprintf(listen_pid, strlen(listen_pid) + 1, "LISTEN_PID=%d", (int)getpid());
         execvpe(o->argv[0], o->argv, envp);

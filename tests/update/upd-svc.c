@@ -9,7 +9,8 @@
  *           [--fdkinds] [--thread] [--garble]
  *
  * Requests, one line each: "get" -> "N gen=G pid=P" (N = counter after
- * increment), "check" -> the --fdkinds report, "pid" -> "pid=P gen=G".
+ * increment), "check" -> the --fdkinds report, "pid" -> "pid=P gen=G",
+ * "fds" -> "fds 0,1,2,3": the fds this version was started with.
  * Events go to stdout, one line each, for the driver to wait on: "ready
  * gen=G pid=P restored=R counter=N", "frozen pid=P", "cancelled pid=P
  * reason=R", "finished pid=P", "fdcheck ...".
@@ -59,6 +60,7 @@ static bool frozen, finished;
 static int wake_fd = -1;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char fdreport[512] = "check fresh";
+static char startfds[256] = "fds";
 
 static void say(const char *fmt, ...)
 {
@@ -365,6 +367,8 @@ static void serve_conn(size_t i)
                                        liveup_generation(lu), (int)getpid());
                 else if (strcmp(line, "check") == 0)
                         len = snprintf(out, sizeof(out), "%s\n", fdreport);
+                else if (strcmp(line, "fds") == 0)
+                        len = snprintf(out, sizeof(out), "%s\n", startfds);
                 else if (strcmp(line, "pid") == 0)
                         len = snprintf(out, sizeof(out), "pid=%d gen=%u\n", (int)getpid(),
                                        liveup_generation(lu));
@@ -422,6 +426,11 @@ int main(int argc, char **argv)
         }
         if (!path)
                 die("--socket PATH is required", EINVAL);
+        /* The fds we were started with: 0-2, LIVEUP_FD, nothing else. */
+        for (int fd = 0; fd < 1024; fd++)
+                if (fcntl(fd, F_GETFD) >= 0)
+                        snprintf(startfds + strlen(startfds), sizeof(startfds) - strlen(startfds),
+                                 "%c%d", strlen(startfds) == 3 ? ' ' : ',', fd);
         wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
         r = liveup_open(&lu, 0);

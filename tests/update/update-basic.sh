@@ -6,12 +6,18 @@
 # dispatch-thread variant (liveup_start_thread).
 . "${LIVEUP_TESTS_DIR:-$(dirname "$0")}/lib.sh"
 
-plan 32
+plan 34
 
+# A stray fd without O_CLOEXEC that `liveup run` inherits from us.
+exec 5< /dev/null
 keeper_start svc -- "$SVC" --socket "$SOCK"
+exec 5<&-
 expect '^ready gen=1 '
 ok $? "first version ready"
 old=$(field "$LINE" pid)
+# Neither the keeper's fds nor what it inherited (fd 5) reach the service.
+test "$(ask fds)" = "fds 0,1,2,3"
+ok $? "first version started with fds 0-2 and LIVEUP_FD only ($(ask fds))"
 check "counter answers 1, 2" test "$(ask get get | cut -d' ' -f1 | tr '\n' ' ')" = "1 2 "
 conn_open
 ok $? "persistent connection open"
@@ -37,6 +43,8 @@ test "$REPLY" = "4 gen=2 pid=$new"
 ok $? "connection open across the update answered by the new version ($REPLY)"
 test "$(ask get)" = "5 gen=2 pid=$new"
 ok $? "new connections go to the new version"
+test "$(ask fds)" = "fds 0,1,2,3"
+ok $? "new version started with fds 0-2 and LIVEUP_FD only (no fd of the keeper or the test)"
 test "$(st svc state)/$(st svc generation)/$(st svc old_pid)/$(st svc updates)" = "normal/2/$new/1"
 ok $? "status: normal, generation 2, pid $new, 1 update"
 
