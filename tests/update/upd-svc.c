@@ -18,7 +18,8 @@
  * MODE (acts in a new version only, i.e. after LIVEUP_TAKEN, except the
  * refuse-* ones, which act in the version that is asked to prepare or
  * freeze): normal, crash (abort before ready), exit (exit 3 before
- * ready), hang (never ready), refuse-prepare, refuse-freeze.
+ * ready), hang (never ready), refuse-prepare, refuse-freeze, linger (as
+ * the old version, does not exit after FINISH: the keeper kills it).
  *
  * --thread: the library's dispatch thread runs the callbacks
  * (liveup_start_thread); a mutex keeps them and the serving loop apart. */
@@ -518,6 +519,10 @@ int main(int argc, char **argv)
                 }
                 if (pfd[1].revents) {
                         r = liveup_dispatch(lu);
+                        if (r == LIVEUP_EXIT && strcmp(mode, "linger") == 0) {
+                                say("lingering pid=%d", (int)getpid());
+                                continue;
+                        }
                         if (r == LIVEUP_EXIT)
                                 break;
                         continue;

@@ -6,7 +6,7 @@
 # dispatch-thread variant (liveup_start_thread).
 . "${LIVEUP_TESTS_DIR:-$(dirname "$0")}/lib.sh"
 
-plan 34
+plan 36
 
 # A stray fd without O_CLOEXEC that `liveup run` inherits from us.
 exec 5< /dev/null
@@ -106,3 +106,15 @@ run "$LIVEUP" update svct
 expect '^ready gen=2 '
 test $RC = 0 && test "$(field "$LINE" counter)" = 1
 ok $? "dispatch-thread service: update completes, counter continues"
+
+# An old version that does not exit after FINISH is killed (after 5 s).
+kill -TERM "$K_PID"
+keeper_wait
+keeper_start svcl -- "$SVC" --socket "$SOCK" --mode linger
+expect '^ready gen=1 '
+old=$(field "$LINE" pid)
+run "$LIVEUP" update svcl -- "$SVC" --socket "$SOCK"
+test $RC = 0
+ok $? "update completes although the old version lingers"
+grep -q "the old version (pid $old) did not exit after finish: killing it" "$T/k.err" && ! alive "$old"
+ok $? "the lingering old version was killed"
