@@ -68,6 +68,7 @@ struct rule {
 struct queued {
         enum upd_msg_type type;
         uint32_t reason;
+        uint32_t count;
 };
 
 enum phase { PH_IDLE, PH_PREPARED, PH_FROZEN, PH_FINISHED };
@@ -76,6 +77,7 @@ struct liveup {
         int fd;
         unsigned generation;
         bool keeper_lost, took_over, takeover_called;
+        uint32_t seq; /* the keeper's number of the update being prepared */
         enum phase phase;
         struct participant parts[MAX_PARTICIPANTS];
         size_t n_parts;
@@ -95,11 +97,29 @@ struct liveup {
 
 /* ---- small helpers ------------------------------------------------------ */
 
+/* Does this message echo the update's number (proto.h)? */
+static bool numbered(enum upd_msg_type type)
+{
+        return type == UPD_MSG_PRESERVE || type == UPD_MSG_UNPRESERVE ||
+               type == UPD_MSG_PREPARED || type == UPD_MSG_FROZEN || type == UPD_MSG_REFUSE;
+}
+
 static int send_empty(struct liveup *lu, enum upd_msg_type type)
 {
+        struct upd_msg_builder *b;
+        int r;
+
         if (lu->fd < 0 || lu->keeper_lost)
                 return 0;
-        return upd_msg_send_empty(lu->fd, type);
+        b = malloc(sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+        upd_msg_begin(b, type);
+        if (numbered(type))
+                upd_msg_put_u32(b, UPD_TAG_COUNT, lu->seq);
+        r = upd_msg_send(lu->fd, b, NULL, 0);
+        free(b);
+        return r;
 }
 
 static int send_named(struct liveup *lu, enum upd_msg_type type, const char *name,
@@ -117,6 +137,7 @@ static int send_named(struct liveup *lu, enum upd_msg_type type, const char *nam
         upd_msg_put_str(b, UPD_TAG_NAME, name);
         if (type == UPD_MSG_PRESERVE)
                 upd_msg_put_u32(b, UPD_TAG_SCHEMA, schema);
+        upd_msg_put_u32(b, UPD_TAG_COUNT, lu->seq);
         r = upd_msg_send(lu->fd, b, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
         free(b);
         return r;
@@ -134,6 +155,8 @@ static int send_why(struct liveup *lu, enum upd_msg_type type, const char *why)
                 return -ENOMEM;
         upd_msg_begin(b, type);
         upd_msg_put_str(b, UPD_TAG_WHY, why);
+        if (numbered(type))
+                upd_msg_put_u32(b, UPD_TAG_COUNT, lu->seq);
         r = upd_msg_send(lu->fd, b, NULL, 0);
         free(b);
         return r;
@@ -545,10 +568,12 @@ static void keeper_lost(struct liveup *lu)
         }
 }
 
-static int handle(struct liveup *lu, enum upd_msg_type type, uint32_t reason)
+static int handle(struct liveup *lu, enum upd_msg_type type, uint32_t reason, uint32_t count)
 {
         switch (type) {
         case UPD_MSG_PREPARE:
+                if (lu->phase == PH_IDLE)
+                        lu->seq = count;
                 return on_prepare(lu);
         case UPD_MSG_FREEZE:
                 return on_freeze(lu);
@@ -606,7 +631,7 @@ int liveup_dispatch(struct liveup *lu)
         while (lu->n_queue > 0) {
                 struct queued q = lu->queue[0];
                 memmove(&lu->queue[0], &lu->queue[1], (--lu->n_queue) * sizeof(q));
-                r = handle(lu, q.type, q.reason);
+                r = handle(lu, q.type, q.reason, q.count);
                 if (r != 0)
                         return r;
         }
@@ -623,7 +648,7 @@ int liveup_dispatch(struct liveup *lu)
                         return r;
                 if (fd >= 0)
                         close(fd); /* no message to an old version carries one */
-                r = handle(lu, m.type, m.reason);
+                r = handle(lu, m.type, m.reason, m.count);
                 upd_msg_done(&m);
                 if (r != 0)
                         return r;
@@ -696,7 +721,7 @@ int liveup_takeover(struct liveup *lu)
                 default:
                         if (lu->n_queue < MAX_QUEUED)
                                 lu->queue[lu->n_queue++] =
-                                        (struct queued){ m.type, m.reason };
+                                        (struct queued){ m.type, m.reason, m.count };
                         break;
                 }
                 if (fd >= 0)

@@ -91,6 +91,7 @@ struct keeper {
         struct upd_fdstore sd_store; /* FDSTORE=1: every version gets these */
         struct upd_fdstore items;    /* preserved by the old version, this update */
 
+        uint32_t upd_seq; /* number of the current (or last) update */
         struct {
                 struct client *client; /* who asked (NULL once answered or gone) */
                 char **argv;           /* the new command line (owned) */

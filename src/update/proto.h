@@ -5,7 +5,11 @@
  *     then attributes { uint16_t tag; uint16_t len; uint8_t value[len]; }
  *     each padded with zeros to 4 bytes
  *
- * in host byte order (both ends are on one machine). Message types and
+ * in host byte order (both ends are on one machine). The keeper numbers
+ * its updates: PREPARE and FREEZE carry COUNT = the update's number and
+ * the old version's answers (PRESERVE, UNPRESERVE, PREPARED, FROZEN,
+ * REFUSE) echo it, so an answer to an update that was cancelled meanwhile
+ * is not taken for one to the next. Message types and
  * attribute tags come from the X-macro tables below: a type lists the
  * tags it must carry, the ones it may carry and how many fds ride along
  * (exactly that many). The same codec serves keeper <-> service and
@@ -85,17 +89,17 @@ enum upd_tag {
 #define UPD_MSG_TYPES(X)                                                                   \
         /* service -> keeper */                                                           \
         X(HELLO, 1, 0, UPD_B(PROTO) | UPD_B(GENERATION) | UPD_B(PID), 0)                   \
-        X(PRESERVE, 2, 1, UPD_B(NAME) | UPD_B(SCHEMA), 0)                                  \
-        X(UNPRESERVE, 3, 0, UPD_B(NAME), 0)                                                \
-        X(PREPARED, 4, 0, 0, 0)                                                            \
-        X(FROZEN, 5, 0, 0, 0)                                                              \
-        X(REFUSE, 6, 0, UPD_B(WHY), 0)                                                     \
+        X(PRESERVE, 2, 1, UPD_B(NAME) | UPD_B(SCHEMA), UPD_B(COUNT))                                  \
+        X(UNPRESERVE, 3, 0, UPD_B(NAME), UPD_B(COUNT))                                                \
+        X(PREPARED, 4, 0, 0, UPD_B(COUNT))                                                            \
+        X(FROZEN, 5, 0, 0, UPD_B(COUNT))                                                              \
+        X(REFUSE, 6, 0, UPD_B(WHY), UPD_B(COUNT))                                                     \
         X(ACCEPT, 7, 0, UPD_B(NAME) | UPD_B(MIN) | UPD_B(MAX), 0)                          \
         X(TAKEOVER, 8, 0, 0, 0)                                                            \
         X(READY, 9, 0, 0, 0)                                                               \
         /* keeper -> service */                                                           \
-        X(PREPARE, 32, 0, 0, 0)                                                            \
-        X(FREEZE, 33, 0, 0, 0)                                                             \
+        X(PREPARE, 32, 0, 0, UPD_B(COUNT))                                                            \
+        X(FREEZE, 33, 0, 0, UPD_B(COUNT))                                                             \
         X(CANCEL, 34, 0, 0, UPD_B(REASON))                                                 \
         X(FINISH, 35, 0, 0, 0)                                                             \
         X(ITEM, 36, 1, UPD_B(NAME) | UPD_B(SCHEMA), 0)                                     \

@@ -212,15 +212,29 @@ static void send_items(struct keeper *k)
                          (int)k->nxt->pid);
 }
 
+static int send_numbered(struct keeper *k, enum upd_msg_type type);
+
 static void send_freeze(struct keeper *k)
 {
         if (k->upd.freeze_sent)
                 return;
         k->upd.freeze_sent = true;
-        if (keeper_send_empty(k, k->cur, UPD_MSG_FREEZE) < 0)
+        if (send_numbered(k, UPD_MSG_FREEZE) < 0)
                 update_cancel(k, UPD_CANCEL_REQUESTED,
                               "the old version (pid %d) cannot be told to freeze",
                               (int)k->cur->pid);
+}
+
+/* PREPARE or FREEZE, with the update's number (see proto.h). */
+static int send_numbered(struct keeper *k, enum upd_msg_type type)
+{
+        _cleanup_free_ struct upd_msg_builder *b = malloc(sizeof(*b));
+
+        if (!b)
+                return -ENOMEM;
+        upd_msg_begin(b, type);
+        upd_msg_put_u32(b, UPD_TAG_COUNT, k->upd_seq);
+        return keeper_send(k, k->cur, b, -EBADF);
 }
 
 static void after_frozen(struct keeper *k)
@@ -303,11 +317,12 @@ void update_request(struct keeper *k, struct client *c, struct upd_msg *m)
         keeper_arm_timer(k);
         (void)step(k, UPD_EVENT_UPDATE);
 
+        k->upd_seq++;
         if (k->cur->hello) {
                 k->upd.prepare_sent = true;
                 control_progress(k, "preparing: PREPARE to the old version (pid %d)",
                                  (int)k->cur->pid);
-                if (keeper_send_empty(k, k->cur, UPD_MSG_PREPARE) < 0)
+                if (send_numbered(k, UPD_MSG_PREPARE) < 0)
                         update_cancel(k, UPD_CANCEL_REQUESTED,
                                       "the old version (pid %d) cannot be reached",
                                       (int)k->cur->pid);
@@ -379,6 +394,14 @@ static void on_old_message(struct keeper *k, struct version *v, struct upd_msg *
         bool collecting = (k->state == UPD_STATE_PREPARED || k->state == UPD_STATE_FROZEN) &&
                           k->upd.prepare_sent;
         int r;
+
+        /* An answer to an earlier update (cancelled since) is stale. */
+        if (upd_msg_has(m, UPD_TAG_COUNT) && m->count != k->upd_seq) {
+                log_debug("%s: stale %s (update %u, now %u) from pid %d dropped", k->name,
+                          upd_msg_type_name(m->type), m->count, k->upd_seq, (int)v->pid);
+                safe_close(fd);
+                return;
+        }
 
         switch (m->type) {
         case UPD_MSG_PRESERVE:

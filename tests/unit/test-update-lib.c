@@ -163,21 +163,26 @@ TEST(callbacks_in_order_preserve_finish)
         CHECK_OK(liveup_preserve_fd(lu, "pipe", p[0], 5));
         CHECK_ERR(liveup_preserve_fd(lu, "bad/name", p[0], 5), EINVAL);
 
-        ksend(k, UPD_MSG_PREPARE);
+        /* The update's number comes back on every answer (proto.h). */
+        upd_msg_begin(&b, UPD_MSG_PREPARE);
+        upd_msg_put_u32(&b, UPD_TAG_COUNT, 7);
+        CHECK_OK(upd_msg_send(k, &b, NULL, 0));
         CHECK(liveup_dispatch(lu) == 0);
         CHECK_STREQ(log_buf, "pA pB pC ");
         CHECK(krecv(k, &m, &fd) == UPD_MSG_PRESERVE);
         CHECK_STREQ(m.name, "pipe");
-        CHECK(m.schema == 5 && fd >= 0);
+        CHECK(m.schema == 5 && fd >= 0 && m.count == 7);
         CHECK(write(p[1], "q", 1) == 1 && read(fd, &c, 1) == 1 && c == 'q');
         close(fd);
-        expect_type(k, UPD_MSG_PREPARED);
+        CHECK(krecv(k, &m, NULL) == UPD_MSG_PREPARED);
+        CHECK(upd_msg_has(&m, UPD_TAG_COUNT) && m.count == 7);
 
         log_buf[0] = 0;
         ksend(k, UPD_MSG_FREEZE);
         CHECK(liveup_dispatch(lu) == 0);
         CHECK_STREQ(log_buf, "fA fB fC ");
-        expect_type(k, UPD_MSG_FROZEN);
+        CHECK(krecv(k, &m, NULL) == UPD_MSG_FROZEN);
+        CHECK(m.count == 7);
         /* While frozen, a new preserve goes out at once. */
         CHECK_OK(liveup_preserve_fd(lu, "late", p[1], 1));
         CHECK(krecv(k, &m, NULL) == UPD_MSG_PRESERVE);
