@@ -31,7 +31,8 @@ ok $? "new version ready"
 new=$(field "$LINE" pid)
 test "$(field "$LINE" restored)/$(field "$LINE" counter)" = "1/2"
 ok $? "new version got the stored fds in LISTEN_FDS (counter 2)"
-expect "^stopping pid=$old"
+# The old one may print before the new one does (READY=1 goes first).
+echo "$SKIPPED" | grep -q "^stopping pid=$old" || expect "^stopping pid=$old"
 ok $? "old version got SIGTERM and said STOPPING=1"
 gone "$old"
 ok $? "old version exited"
