@@ -7,8 +7,9 @@
  *
  * Lifecycle: bind the sockets (refusing when a keeper of that name
  * answers), spawn generation 1, loop until no version is left, unlink
- * the sockets, return the first version's ... the serving version's exit
- * status. SIGTERM/SIGINT are forwarded to every version. */
+ * the sockets, return the exit status of the version that was serving
+ * when the service ended. SIGTERM/SIGINT/SIGHUP are forwarded to every
+ * version. */
 #include "update/keeper-internal.h"
 
 #include "base/log.h"

@@ -458,10 +458,12 @@ static void on_new_message(struct keeper *k, struct version *v, struct upd_msg *
         char why[UPD_TEXT_MAX];
 
         switch (m->type) {
-        case UPD_MSG_ACCEPT:
+        case UPD_MSG_ACCEPT: {
+                struct accept_rule *a;
+
                 if (v->takeover || v->n_accepts >= UPD_ITEMS_MAX)
                         break;
-                struct accept_rule *a = realloc(v->accepts, (v->n_accepts + 1) * sizeof(*a));
+                a = realloc(v->accepts, (v->n_accepts + 1) * sizeof(*a));
                 if (!a)
                         break;
                 v->accepts = a;
@@ -470,6 +472,7 @@ static void on_new_message(struct keeper *k, struct version *v, struct upd_msg *
                 a->min = m->min;
                 a->max = m->max;
                 break;
+        }
         case UPD_MSG_TAKEOVER:
                 if (v->takeover)
                         break;

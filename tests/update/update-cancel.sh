@@ -30,8 +30,8 @@ ok $? "new version exits before ready: refused"
 old_serves 3 3
 ok $? "old version serves"
 
-run "$LIVEUP" update svc --timeout 0.5 -- "$SVC" --socket "$SOCK" --mode hang
-test $RC = 1 && echo "$ERR" | grep -q "the new version (pid [0-9]*) was not ready within 0.5 s"
+run "$LIVEUP" update svc --timeout 1 -- "$SVC" --socket "$SOCK" --mode hang
+test $RC = 1 && echo "$ERR" | grep -q "the new version (pid [0-9]*) was not ready within 1.0 s"
 ok $? "new version hangs: cancelled at --timeout"
 old_serves 3 4
 ok $? "old version serves"

@@ -44,8 +44,8 @@ test $RC = 1 && echo "$ERR" | grep -q "killed by signal 6"
 ok $? "new version crashing: cancelled"
 test "$(ask get)" = "4 gen=2 pid=$new"
 ok $? "old version never stopped serving"
-run "$LIVEUP" update sd --timeout 0.5 -- "$SDSVC" --socket "$SOCK" --mode hang
-test $RC = 1 && echo "$ERR" | grep -q "not ready within 0.5 s"
+run "$LIVEUP" update sd --timeout 1 -- "$SDSVC" --socket "$SOCK" --mode hang
+test $RC = 1 && echo "$ERR" | grep -q "not ready within 1.0 s"
 ok $? "new version hanging: cancelled at the timeout"
 
 run "$LIVEUP" update sd --hold
