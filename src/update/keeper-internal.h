@@ -127,6 +127,9 @@ void keeper_kill(struct keeper *k, struct version *v, int sig);
 int keeper_send(struct keeper *k, struct version *v, struct upd_msg_builder *b, int fd);
 int keeper_send_empty(struct keeper *k, struct version *v, enum upd_msg_type type);
 void keeper_close_version_sock(struct keeper *k, struct version *v);
+/* Handle what the serving version and the notify socket have already
+ * sent (bounded), so a request that raced its READY sees it. */
+void keeper_drain(struct keeper *k);
 char **strv_copy(char *const *v);
 void strv_free(char **v);
 char *strv_join(char *const *v);

@@ -19,6 +19,7 @@
 #include "update/runtime.h"
 #include "update/spawn.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -303,6 +304,24 @@ static void on_notify(struct keeper *k)
                 log_debug("%s: pid %d is stopping", k->name, (int)v->pid);
         if (n.ready)
                 update_on_notify(k, v, true);
+}
+
+void keeper_drain(struct keeper *k)
+{
+        struct pollfd p;
+
+        for (int i = 0; i < 64 && k->cur && k->cur->sock >= 0; i++) {
+                p = (struct pollfd){ .fd = k->cur->sock, .events = POLLIN };
+                if (poll(&p, 1, 0) <= 0)
+                        break;
+                on_version_sock(k, k->cur, p.revents);
+        }
+        for (int i = 0; i < 64; i++) {
+                p = (struct pollfd){ .fd = k->notify_fd, .events = POLLIN };
+                if (poll(&p, 1, 0) <= 0)
+                        break;
+                on_notify(k);
+        }
 }
 
 /* ---- signals ------------------------------------------------------------ */

@@ -2,8 +2,8 @@
  * "State machine"): requests from the CLI, messages from the versions,
  * READY=1 on the notify socket, exits seen on pidfds, the deadline.
  *
- *   UPDATE    refuse first, changing nothing (busy, binary missing or not
- *             executable); then normal -> prepared: PREPARE to the old
+ *   UPDATE    refuse first, changing nothing (busy, the running version not
+ *             ready yet, binary missing or not executable); then normal -> prepared: PREPARE to the old
  *             version (libliveup) and wait for PREPARED, or nothing to do
  *             (systemd-style: the fd store is already here).
  *   PREPARED  spawn the new version (it initialises while the old serves).
@@ -291,6 +291,24 @@ void update_request(struct keeper *k, struct client *c, struct upd_msg *m)
                                "update of '%s' refused: an update is already in progress "
                                "(state %s)",
                                k->name, upd_state_name(k->state));
+                return;
+        }
+        /* Before its first READY a version may not have said HELLO yet
+         * either: we could not tell a libliveup service from a systemd
+         * one. And a program that never reports ready cannot be updated
+         * (the new version would never be ready). */
+        if (!k->cur->ready)
+                keeper_drain(k);
+        if (k->cur && !k->cur->ready) {
+                control_result(k, c, EAGAIN,
+                               "update of '%s' refused: the running version (pid %d) has not "
+                               "reported ready (liveup_ready() or READY=1)",
+                               k->name, (int)k->cur->pid);
+                return;
+        }
+        if (!k->cur || k->terminating) {
+                control_result(k, c, ESHUTDOWN, "update of '%s' refused: the service is stopping",
+                               k->name);
                 return;
         }
         argv = m->n_argv ? m->argv : k->cur->argv;

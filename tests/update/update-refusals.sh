@@ -9,7 +9,7 @@
 # exits 2; every verb has --help.
 . "${LIVEUP_TESTS_DIR:-$(dirname "$0")}/lib.sh"
 
-plan 30
+plan 31
 
 for v in run update status finish cancel; do
         "$LIVEUP" "$v" --help | grep -q "^Usage: liveup $v"
@@ -131,6 +131,14 @@ keeper_wait
 keeper_start fast --ready-timeout 10 -- "$SVC" --socket "$SOCK"
 expect '^ready gen=1 '
 ok $? "ready within --ready-timeout"
+kill -TERM "$K_PID"
+keeper_wait
+keeper_start plain -- /bin/sleep 60
+i=0
+while [ "$(st plain old_pid)" = null ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+run "$LIVEUP" update plain
+test $RC = 1 && echo "$ERR" | grep -q "update of 'plain' refused: the running version (pid [0-9]*) has not reported ready"
+ok $? "a version that never reported ready cannot be updated"
 kill -TERM "$K_PID"
 keeper_wait
 run "$LIVEUP" run --name slow --ready-timeout 0.3 -- /bin/sleep 30
