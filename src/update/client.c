@@ -71,6 +71,12 @@ int upd_client_recv(int fd, int timeout_ms, struct upd_msg *ret, struct errbuf *
         if (r == 0)
                 return -ETIMEDOUT;
         r = upd_msg_recv(fd, ret, &extra, err);
+        if (r == -ECONNRESET)
+                /* A keeper that closed with our request unread (a refusal
+                 * at accept) leaves ECONNRESET pending, and af_unix reports
+                 * it before the answer still queued for us: look once more
+                 * (a peer that is gone gives end of stream, never a wait). */
+                r = upd_msg_recv(fd, ret, &extra, err);
         safe_close(extra);
         return r;
 }

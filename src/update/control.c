@@ -51,9 +51,12 @@ void control_accept(struct keeper *k)
         if (uc.uid != 0 && uc.uid != k->uid) {
                 log_warning("%s: refused a control connection from uid %u (pid %d)", k->name,
                             (unsigned)uc.uid, (int)uc.pid);
-                (void)upd_msg_send_result(fd, EPERM,
-                                          "permission denied: only root and the user running "
-                                          "the service may drive it");
+                char msg[256];
+                snprintf(msg, sizeof(msg),
+                         "cannot drive service '%s': permission denied (uid %u is neither root "
+                         "nor the user running it)",
+                         k->name, (unsigned)uc.uid);
+                (void)upd_msg_send_result(fd, EPERM, msg);
                 close(fd);
                 return;
         }

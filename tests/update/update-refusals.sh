@@ -79,7 +79,7 @@ if command -v setpriv > /dev/null && id nobody > /dev/null 2>&1; then
         chmod 755 "$T/run"
         chmod 666 "$T/run/svc.sock"
         run $NOBODY env LIVEUP_RUNTIME_DIR="$T/run" "$LIVEUP" update svc
-        test $RC = 1 && echo "$ERR" | grep -q "permission denied: only root and the user running the service may drive it"
+        test $RC = 1 && test "$ERR" = "liveup: cannot drive service 'svc': permission denied (uid $(id -u nobody) is neither root nor the user running it)"
         ok $? "keeper refuses nobody by SO_PEERCRED"
         run $NOBODY env LIVEUP_RUNTIME_DIR="$T/run" "$LIVEUP" cancel svc
         test $RC = 1
