@@ -89,9 +89,12 @@ struct liveup_participant_ops {
 };
 
 /* Open the session of this process. `flags` must be 0. Outside a keeper
- * this succeeds too (a session that never updates). */
+ * this succeeds too (a session that never updates). -EBADF when
+ * LIVEUP_FD is set but is not a SOCK_SEQPACKET socket. */
 int liveup_open(struct liveup **ret, unsigned flags);
-/* Close it; fds handed to the caller stay the caller's. NULL is fine. */
+/* Close it; fds handed to the caller stay the caller's. NULL is fine.
+ * Stops the liveup_start_thread() thread unless called from it (e.g.
+ * from on_exit). */
 void liveup_close(struct liveup *lu);
 
 /* Register a participant (name unique in the session). */
@@ -108,8 +111,8 @@ int liveup_preserve_fd(struct liveup *lu, const char *name, int fd, uint32_t sch
 int liveup_unpreserve(struct liveup *lu, const char *name);
 
 /* New version: accept item `name` only with a schema version in
- * [min_schema, max_schema]. Call before liveup_takeover(). Items not
- * declared are accepted whatever their version. */
+ * [min_schema, max_schema]. Call before liveup_takeover() (after it:
+ * -EBUSY). Items not declared are accepted whatever their version. */
 int liveup_accept(struct liveup *lu, const char *name, uint32_t min_schema,
                   uint32_t max_schema);
 
@@ -117,7 +120,11 @@ int liveup_accept(struct liveup *lu, const char *name, uint32_t min_schema,
  * of an update: tell the keeper what we accept (a mismatch refuses the
  * update, the old version is never frozen, and this returns -EPROTO), wait
  * until the old version is frozen and its items arrive. Returns
- * LIVEUP_TAKEN, or LIVEUP_FRESH when this is not an update. Call once. */
+ * LIVEUP_TAKEN, or LIVEUP_FRESH when this is not an update (first version,
+ * no keeper, or an old version that spoke only the systemd protocols).
+ * Call once (again: -EALREADY), before liveup_ready(). A keeper request
+ * that arrives meanwhile (PREPARE of an early update) waits for the next
+ * liveup_dispatch(). */
 int liveup_takeover(struct liveup *lu);
 
 /* A handed-over fd, now owned by the caller (returned once; -ENOENT if
@@ -148,7 +155,8 @@ int liveup_dispatch(struct liveup *lu);
 
 /* For programs without an event loop: a thread that polls and dispatches.
  * on_exit (may be NULL) is called on that thread when dispatch returns
- * LIVEUP_EXIT; NULL means the thread calls exit(0). */
+ * LIVEUP_EXIT; NULL means the thread calls exit(0). Outside a keeper no
+ * thread is started (returns 0); a second call: -EALREADY. */
 int liveup_start_thread(struct liveup *lu, void (*on_exit)(struct liveup *lu, void *userdata),
                         void *userdata);
 

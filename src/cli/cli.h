@@ -37,6 +37,27 @@ int verb_build(int argc, char **argv);
 void verb_build_usage(FILE *f);
 int verb_inspect(int argc, char **argv);
 void verb_inspect_usage(FILE *f);
+int verb_run(int argc, char **argv);
+void verb_run_usage(FILE *f);
+int verb_update(int argc, char **argv);
+void verb_update_usage(FILE *f);
+int verb_status(int argc, char **argv);
+void verb_status_usage(FILE *f);
+int verb_finish(int argc, char **argv);
+void verb_finish_usage(FILE *f);
+int verb_cancel(int argc, char **argv);
+void verb_cancel_usage(FILE *f);
+
+struct upd_msg_builder;
+/* Live-update verbs: connect to the keeper of `name`, send the built
+ * request, print its PROGRESS lines on stderr, and return EXIT_OK when
+ * the RESULT says done, else log its one line and return EXIT_REFUSED
+ * (also when the keeper cannot be reached or says nothing within
+ * timeout_ms). */
+int cli_keeper_call(const char *name, struct upd_msg_builder *b, int timeout_ms);
+/* The one NAME operand of a verb at argv[optind] (getopt done): 0, or log
+ * a usage error and return EXIT_USAGE. */
+int cli_name_arg(const char *verb, int argc, char **argv, const char **ret);
 
 /* Report a getopt_long() failure (called with opterr = 0, on '?' or ':')
  * as one line, naming the verb, and return EXIT_USAGE. */

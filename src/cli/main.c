@@ -28,13 +28,18 @@ static const struct verb verbs[] = {
           verb_patches_usage },
         { "stacks", "show the stack of every thread of a process", verb_stacks,
           verb_stacks_usage },
+        { "run", "start a command as a live-updatable service", verb_run, verb_run_usage },
+        { "update", "live-update a service started by 'run'", verb_update, verb_update_usage },
+        { "status", "show the live-update state of services", verb_status, verb_status_usage },
+        { "finish", "commit an update held in 'updated'", verb_finish, verb_finish_usage },
+        { "cancel", "roll back an update", verb_cancel, verb_cancel_usage },
 };
 
 /* Verbs of DESIGN.md that this version does not have yet: named in the
  * error so that a user following the documentation is not left guessing.
  * They are not listed as commands anywhere else. */
 static const char *const planned_verbs[] = {
-        "run",   "update", "status", "finish", "cancel",
+        NULL,
 };
 
 static void usage(FILE *f)
@@ -43,7 +48,7 @@ static void usage(FILE *f)
                 "Usage: liveup [-v|--verbose] VERB [ARGS...]\n"
                 "       liveup --help | --version | help [VERB]\n"
                 "\n"
-                "Live-patch running processes.\n"
+                "Live-patch running processes and live-update services.\n"
                 "\n"
                 "Verbs:\n");
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
@@ -71,7 +76,7 @@ static const struct verb *find_verb(const char *name)
 static bool is_planned(const char *name)
 {
         for (size_t i = 0; i < ELEMENTSOF(planned_verbs); i++)
-                if (strcmp(planned_verbs[i], name) == 0)
+                if (planned_verbs[i] && strcmp(planned_verbs[i], name) == 0)
                         return true;
         return false;
 }
