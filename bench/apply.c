@@ -109,6 +109,8 @@ struct cell {
         unsigned threads;
         struct stats base_window;
         struct stats held_max, held_total, wall, tool_total, revert_held;
+        struct stats prepare, switch_w; /* apply's two kinds of window */
+        double first_prepare_us;        /* the first apply: registry created */
         struct stats wall_nice, tool_total_nice; /* the CLI at nice -20 */
         struct stats start_floor; /* `liveup --version`, fork to exit */
         double attempts_avg;
@@ -471,6 +473,7 @@ static struct json_object *first_of(struct json_object *doc, const char *array)
 
 struct sample {
         double wall_us, held_max_us, held_total_us, total_us, revert_held_us;
+        double prepare_us, switch_us;
         unsigned attempts;
 };
 
@@ -501,6 +504,8 @@ static int apply_once(const struct options *o, pid_t pid, const char *lpo, int n
         }
         smp.held_max_us = (double)json_int(p, "held_max_us");
         smp.held_total_us = (double)json_int(p, "held_total_us");
+        smp.prepare_us = (double)json_int(p, "prepare_us");
+        smp.switch_us = (double)json_int(p, "switch_us");
         smp.total_us = (double)json_int(p, "total_us");
         smp.attempts = (unsigned)json_int(p, "attempts");
         json_object_put(doc);
@@ -524,7 +529,7 @@ static int apply_once(const struct options *o, pid_t pid, const char *lpo, int n
 static void run_apply(const struct options *o, pid_t pid, const char *lpo, struct cell *c)
 {
         struct series held_max = {}, held_total = {}, wall = {}, total = {}, revert_held = {},
-                      wall_nice = {}, total_nice = {}, floor = {};
+                      wall_nice = {}, total_nice = {}, floor = {}, prepare = {}, switch_w = {};
         double attempts_sum = 0;
         unsigned attempts_n = 0;
         bool nice_ok = true;
@@ -532,7 +537,8 @@ static void run_apply(const struct options *o, pid_t pid, const char *lpo, struc
         if (series_init(&held_max, o->reps) < 0 || series_init(&held_total, o->reps) < 0 ||
             series_init(&wall, o->reps) < 0 || series_init(&total, o->reps) < 0 ||
             series_init(&revert_held, o->reps) < 0 || series_init(&wall_nice, o->reps) < 0 ||
-            series_init(&total_nice, o->reps) < 0 || series_init(&floor, o->reps) < 0) {
+            series_init(&total_nice, o->reps) < 0 || series_init(&floor, o->reps) < 0 ||
+            series_init(&prepare, o->reps) < 0 || series_init(&switch_w, o->reps) < 0) {
                 snprintf(c->apply_error, sizeof(c->apply_error), "out of memory");
                 goto out;
         }
@@ -551,6 +557,10 @@ static void run_apply(const struct options *o, pid_t pid, const char *lpo, struc
                 wall.v[wall.n++] = smp.wall_us;
                 held_max.v[held_max.n++] = smp.held_max_us;
                 held_total.v[held_total.n++] = smp.held_total_us;
+                prepare.v[prepare.n++] = smp.prepare_us;
+                switch_w.v[switch_w.n++] = smp.switch_us;
+                if (rep == 0)
+                        c->first_prepare_us = smp.prepare_us;
                 total.v[total.n++] = smp.total_us;
                 revert_held.v[revert_held.n++] = smp.revert_held_us;
                 if (rep > 0) {
@@ -593,6 +603,8 @@ out:
         c->wall_nice = stats_of(&wall_nice, 1);
         c->tool_total_nice = stats_of(&total_nice, 1);
         c->start_floor = stats_of(&floor, 1);
+        c->prepare = stats_of(&prepare, 1);
+        c->switch_w = stats_of(&switch_w, 1);
         c->attempts_avg = attempts_n ? attempts_sum / attempts_n : 0;
         series_done(&held_max);
         series_done(&held_total);
@@ -602,6 +614,8 @@ out:
         series_done(&wall_nice);
         series_done(&total_nice);
         series_done(&floor);
+        series_done(&prepare);
+        series_done(&switch_w);
 }
 
 /* ---- call cost ------------------------------------------------------------ */
@@ -696,38 +710,64 @@ static void print_table_header(const struct options *o)
                 printf("baseline tracer: SCHED_FIFO priority 1 during each window\n");
         else
                 printf("baseline tracer: normal priority (SCHED_FIFO refused: %s)\n", fifo_error);
-        printf("\n%7s  %13s  %13s  %5s  %-4s  %13s  %8s  %13s  %-4s  %13s  %13s  %13s  %13s\n",
-               "threads", "baseline µs", "held µs", "ratio", "≤1.5", "all stops µs", "attempts",
-               "apply ms", "≤5ms", "start ms", "in tool ms", "apply ms -20", "revert µs");
+        printf("\nstop windows (µs):\n%7s  %13s  %13s  %5s  %-4s  %13s  %5s  %13s  %9s  %13s  "
+               "%8s  %13s\n",
+               "threads", "baseline", "held", "ratio", "≤1.5", "switch", "ratio", "prepare",
+               "1st prep", "all stops", "attempts", "revert");
+}
+
+static void fmt_ratio(char *buf, size_t size, const struct stats *a, const struct stats *b)
+{
+        double q = ratio_of(a, b);
+
+        if (isnan(q))
+                snprintf(buf, size, "n/a");
+        else
+                snprintf(buf, size, "%.2f", q);
 }
 
 static void print_table_row(const struct cell *c)
 {
-        char base[32], held[32], total[32], wall[32], tool[32], rev[32], wall_nice[32],
-                start[32], ratio[16] = "n/a", att[16] = "n/a";
-        const char *goal_held = "", *goal_apply = "";
+        char base[32], held[32], sw[32], prep[32], first[32], total[32], rev[32],
+                ratio[16], sratio[16], att[16] = "n/a";
         double q = ratio_of(&c->held_max, &c->base_window);
 
         fmt_stat(base, sizeof(base), &c->base_window);
         fmt_stat(held, sizeof(held), &c->held_max);
+        fmt_stat(sw, sizeof(sw), &c->switch_w);
+        fmt_stat(prep, sizeof(prep), &c->prepare);
         fmt_stat(total, sizeof(total), &c->held_total);
-        fmt_ms(wall, sizeof(wall), &c->wall);
-        fmt_ms(tool, sizeof(tool), &c->tool_total);
-        fmt_ms(wall_nice, sizeof(wall_nice), &c->wall_nice);
-        fmt_ms(start, sizeof(start), &c->start_floor);
         fmt_stat(rev, sizeof(rev), &c->revert_held);
-        if (!isnan(q)) {
-                snprintf(ratio, sizeof(ratio), "%.2f", q);
-                goal_held = q <= GOAL_HELD_RATIO ? "yes" : "no";
-        }
+        fmt_ratio(ratio, sizeof(ratio), &c->held_max, &c->base_window);
+        fmt_ratio(sratio, sizeof(sratio), &c->switch_w, &c->base_window);
+        snprintf(first, sizeof(first), "%.0f", c->first_prepare_us);
         if (c->applied > 1)
                 snprintf(att, sizeof(att), "%.1f", c->attempts_avg);
-        if (c->threads == GOAL_APPLY_THREADS && c->wall.valid)
-                goal_apply = c->wall.median / 1000 <= GOAL_APPLY_MS ? "yes" : "no";
-        printf("%7u  %13s  %13s  %5s  %-4s  %13s  %8s  %13s  %-4s  %13s  %13s  %13s  %13s\n",
-               c->threads, base, held, ratio, goal_held, total, att, wall, goal_apply, start,
-               tool, wall_nice, rev);
+        printf("%7u  %13s  %13s  %5s  %-4s  %13s  %5s  %13s  %9s  %13s  %8s  %13s\n",
+               c->threads, base, held, ratio,
+               isnan(q) ? "" : q <= GOAL_HELD_RATIO ? "yes" : "no", sw, sratio, prep, first,
+               total, att, rev);
         fflush(stdout);
+}
+
+static void print_time_table(const struct cell *cells, size_t n)
+{
+        printf("\nend to end (ms):\n%7s  %13s  %-4s  %13s  %13s  %13s\n", "threads", "apply",
+               "≤5ms", "start floor", "in tool", "apply at -20");
+        for (size_t i = 0; i < n; i++) {
+                const struct cell *c = &cells[i];
+                char wall[32], tool[32], wall_nice[32], start[32];
+                const char *goal = "";
+
+                fmt_ms(wall, sizeof(wall), &c->wall);
+                fmt_ms(tool, sizeof(tool), &c->tool_total);
+                fmt_ms(wall_nice, sizeof(wall_nice), &c->wall_nice);
+                fmt_ms(start, sizeof(start), &c->start_floor);
+                if (c->threads == GOAL_APPLY_THREADS && c->wall.valid)
+                        goal = c->wall.median / 1000 <= GOAL_APPLY_MS ? "yes" : "no";
+                printf("%7u  %13s  %-4s  %13s  %13s  %13s\n", c->threads, wall, goal, start,
+                       tool, wall_nice);
+        }
 }
 
 static void print_call_cost(const struct call_cost *cc)
@@ -768,24 +808,31 @@ static void print_table_notes(const struct cell *cells, size_t n)
                 if (c->nice_error[0])
                         printf("%u threads, apply at nice -20: %s\n", c->threads, c->nice_error);
         }
-        printf("\nbaseline = bare PTRACE_INTERRUPT/waitpid/GETREGS/CONT of every thread (µs);\n"
+        printf("\nbaseline = bare PTRACE_INTERRUPT/waitpid/GETREGS/CONT of every thread;\n"
                "held = apply's held_max_us, the longest stop window (the longest any thread "
-               "was held):\n"
-               "  stopping every thread, unwinding every stack, writing the jump and the "
-               "registry, resuming;\n"
+               "was held);\n"
                "ratio = held / baseline (medians), goal ≤ %.1f;\n"
+               "switch = the window of the stop check: stopping every thread, unwinding every "
+               "stack,\n"
+               "  writing the jump and the registry, resuming; its ratio to the baseline;\n"
+               "prepare = the preparation window: every thread stopped while one runs the "
+               "remote\n"
+               "  syscalls (mmap of the image's code and data; on a first patch also the "
+               "registry's\n"
+               "  memfd_create, ftruncate, mmap, close), each about two ptrace round trips;\n"
+               "1st prep = the preparation of the first apply into the process (the one that "
+               "creates the\n"
+               "  registry; left out of the medians, like every series' first run);\n"
                "all stops = apply's held_total_us, every stop window of the apply together;\n"
-               "attempts = stop windows per apply (mean);\n"
-               "apply ms = `liveup apply` end to end, fork to exit, goal ≤ %.0f ms at %d "
+               "attempts = stop-check windows per apply (mean);\n"
+               "revert = revert's held_max_us (its window also unmaps the image);\n"
+               "apply = `liveup apply` end to end, fork to exit, goal ≤ %.0f ms at %d "
                "threads;\n"
+               "start floor = `liveup --version` end to end beside the same victim: starting "
+               "the CLI\n"
+               "  (fork, exec, dynamic linking) and nothing else, measured in the same run;\n"
                "in tool = apply's total_us, attach to detach;\n"
-               "start ms = `liveup --version` end to end beside the same victim: the floor of any\n"
-               "  run of the CLI (fork, exec, dynamic linking), measured in the same run;\n"
-               "apply ms -20 = the same end to end, the CLI at nice -20 (the victims at 0);\n"
-               "revert µs = revert's held_max_us.\n"
-               "Each liveup run is a new process: its unwinding inside the window is cold "
-               "(bench-stop's unwind\n"
-               "column is warm).\n",
+               "apply at -20 = apply end to end, the CLI at nice -20 (the victims at 0).\n",
                GOAL_HELD_RATIO, GOAL_APPLY_MS, GOAL_APPLY_THREADS);
 }
 
@@ -812,6 +859,9 @@ static void print_json(const struct options *o, const struct cell *cells, size_t
                 json_stat("baseline_window", &c->base_window, true);
                 json_stat("held_max", &c->held_max, true);
                 json_stat("held_total", &c->held_total, true);
+                json_stat("switch", &c->switch_w, true);
+                json_stat("prepare", &c->prepare, true);
+                printf("\"first_prepare_us\": %.0f, ", c->first_prepare_us);
                 json_stat("apply_wall", &c->wall, true);
                 json_stat("apply_in_tool", &c->tool_total, true);
                 json_stat("start_floor", &c->start_floor, true);
@@ -1008,6 +1058,7 @@ int main(int argc, char **argv)
         if (o.json)
                 print_json(&o, cells, o.n_threads, &cc);
         else {
+                print_time_table(cells, o.n_threads);
                 print_call_cost(&cc);
                 print_table_notes(cells, o.n_threads);
         }

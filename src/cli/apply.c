@@ -246,6 +246,14 @@ int verb_apply(int argc, char **argv)
                         json_object_object_add(jo, "held_total_us",
                                                json_object_new_uint64(
                                                        res.transition.held_total_ns / 1000));
+                        if (r >= 0) {
+                                json_object_object_add(jo, "prepare_us",
+                                                       json_object_new_uint64(res.prepare_ns /
+                                                                              1000));
+                                json_object_object_add(jo, "switch_us",
+                                                       json_object_new_uint64(res.switch_ns /
+                                                                              1000));
+                        }
                         json_object_array_add(jarr, jo);
                 }
         }

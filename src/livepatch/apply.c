@@ -84,6 +84,7 @@ struct apply_ctx {
         size_t n_syms;
         bool dry;                 /* the first link: do not call resolvers */
         struct lp_transition_result windows; /* the windows outside the transition */
+        uint64_t prepare_ns;      /* how long the preparation window held them */
 };
 
 /* Test-only: LIVEUP_TEST_CRASH=STEP makes the tool kill itself at STEP, as
@@ -565,7 +566,11 @@ err_unmap:
                 c->reg_created = false;
         }
 out:
-        q = lp_window_close(c->p, &w, &c->windows, r < 0 ? NULL : err);
+        {
+                uint64_t before = c->windows.held_total_ns;
+                q = lp_window_close(c->p, &w, &c->windows, r < 0 ? NULL : err);
+                c->prepare_ns = c->windows.held_total_ns - before;
+        }
         return r < 0 ? r : q;
 }
 
@@ -775,6 +780,8 @@ out:
                 if (r >= 0 && q < 0)
                         r = q;
         }
+        res.switch_ns = res.transition.held_max_ns;
+        res.prepare_ns = c.prepare_ns;
         lp_transition_add(&res.transition, &c.windows);
         res.total_ns = now_ns() - start;
         if (r < 0 && err && err->msg[0]) {

@@ -14,7 +14,9 @@ struct lp_apply_result {
         size_t n_funcs;
         uint64_t base, size;       /* patch image in the target */
         size_t n_stubs, n_got;
-        struct lp_transition_result transition;
+        struct lp_transition_result transition; /* every stop window */
+        uint64_t prepare_ns;       /* the preparation window (remote syscalls) */
+        uint64_t switch_ns;        /* the longest window of the stop check */
         uint64_t total_ns;         /* attach to detach */
         int recovered;             /* interrupted operations completed first */
 };
