@@ -34,6 +34,15 @@ void verb_status_usage(FILE *f)
                 "See liveup-status(1).\n");
 }
 
+/* Seconds with millisecond precision ("2.064", not "2.0640000000000001"). */
+static struct json_object *json_seconds(uint64_t ms)
+{
+        char buf[32];
+
+        snprintf(buf, sizeof(buf), "%.3f", (double)ms / 1000.0);
+        return json_object_new_double_s((double)ms / 1000.0, buf);
+}
+
 static const char *protocol_name(uint32_t p)
 {
         return p == UPD_PROTOCOL_LIB ? "libliveup" : p == UPD_PROTOCOL_NOTIFY ? "notify" : "none";
@@ -88,14 +97,14 @@ static json_object *to_json(const struct upd_msg *m)
         for (size_t i = 0; i < m->n_argv; i++)
                 json_object_array_add(cmd, json_object_new_string(m->argv[i]));
         json_object_object_add(o, "command", cmd);
-        json_object_object_add(o, "uptime_s", json_object_new_double(m->uptime_ms / 1000.0));
+        json_object_object_add(o, "uptime_s", json_seconds(m->uptime_ms));
         json_object_object_add(o, "updates", json_object_new_int((int)m->updates));
         if (upd_msg_has(m, UPD_TAG_LAST_MESSAGE)) {
                 json_object *l = json_object_new_object();
                 json_object_object_add(l, "ok", json_object_new_boolean(m->last_error == 0));
                 json_object_object_add(l, "message", json_object_new_string(m->last_message));
                 json_object_object_add(l, "duration_s",
-                                       json_object_new_double(m->last_duration_ms / 1000.0));
+                                       json_seconds(m->last_duration_ms));
                 json_object_object_add(o, "last_update", l);
         } else
                 json_object_object_add(o, "last_update", NULL);
