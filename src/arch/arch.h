@@ -144,6 +144,9 @@ enum arch_reloc_kind {
 enum arch_reloc_kind arch_reloc_classify(uint32_t type);
 /* Its name, for messages ("R_X86_64_PC32"). */
 const char *arch_reloc_name(uint32_t type);
+/* The dynamic relocation type that makes the loader call an IFUNC
+ * resolver (its addend) and store the result in a slot (R_X86_64_IRELATIVE). */
+uint32_t arch_reloc_irelative(void);
 /* Write the relocation of `type` at `loc` (the place, which will live at
  * address `place`) for the value V computed as arch_reloc_classify() says.
  * pc-relative types subtract `place` themselves. -ERANGE when the result

@@ -91,6 +91,14 @@ int elf_file_lookup(const struct elf_file *f, const char *name, const struct elf
  * (.gnu.hash) when the full symbol tables have not been built. -ENOENT if
  * none. *ret's strings live as long as f. */
 int elf_file_lookup_exported(const struct elf_file *f, const char *name, struct elf_symbol *ret);
+/* The slot that the dynamic loader fills, at load time, with what the
+ * IFUNC resolver at `resolver` (a file virtual address) returned: the
+ * r_offset of an IRELATIVE dynamic relocation of f whose addend is the
+ * resolver (glibc's own calls of its string functions go through such
+ * slots). Reading the slot in a process gives the implementation without
+ * calling the resolver there. -ENOENT if f has none. */
+int elf_file_irelative_slot(const struct elf_file *f, uint64_t resolver, uint64_t *ret_slot);
+
 size_t elf_file_lookup_all(const struct elf_file *f, const char *name,
                            const struct elf_symbol **ret, size_t max);
 

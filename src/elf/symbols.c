@@ -19,6 +19,7 @@
  * For ET_REL files st_value is an offset into the symbol's section and is
  * reported as is (unlinked sections all have sh_addr 0). */
 #include "elf/elf-internal.h"
+#include "arch/arch.h"
 #include "base/log.h"
 
 #include <inttypes.h>
@@ -689,4 +690,37 @@ int elf_file_lookup_exported(const struct elf_file *f, const char *name, struct 
                 return -ENOENT;
         *ret = *cands[best];
         return 0;
+}
+
+/* ---- IFUNC slots ----------------------------------------------------------- */
+
+int elf_file_irelative_slot(const struct elf_file *f, uint64_t resolver, uint64_t *ret_slot)
+{
+        uint32_t irelative = arch_reloc_irelative();
+        Elf_Scn *scn = NULL;
+
+        while ((scn = elf_nextscn(f->elf, scn))) {
+                GElf_Shdr sh;
+                Elf_Data *d;
+
+                /* The dynamic relocations: allocated RELA sections. */
+                if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA ||
+                    !(sh.sh_flags & SHF_ALLOC) || sh.sh_entsize != sizeof(Elf64_Rela))
+                        continue;
+                d = elf_getdata(scn, NULL);
+                if (!d || !d->d_buf)
+                        continue;
+                for (size_t k = 0; k < d->d_size / sizeof(Elf64_Rela) && k <= INT_MAX; k++) {
+                        GElf_Rela rel;
+
+                        if (!gelf_getrela(d, (int)k, &rel))
+                                break;
+                        if (GELF_R_TYPE(rel.r_info) == irelative &&
+                            (uint64_t)rel.r_addend == resolver) {
+                                *ret_slot = rel.r_offset;
+                                return 0;
+                        }
+                }
+        }
+        return -ENOENT;
 }

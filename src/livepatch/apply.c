@@ -80,6 +80,9 @@ struct apply_ctx {
                 char *name;
                 uint64_t addr;
                 uint64_t resolver; /* an IFUNC still to resolve: its resolver */
+                /* For an IFUNC: the object that defines it, where it is. */
+                const struct elf_file *file;
+                uint64_t bias, obj_start, obj_end;
         } *syms;
         size_t n_syms;
         bool dry;                 /* the first link: do not call resolvers */
@@ -175,13 +178,15 @@ static struct resolved *resolved_find(struct apply_ctx *c, const char *name)
         return NULL;
 }
 
-static int resolved_add(struct apply_ctx *c, const char *name, uint64_t addr, uint64_t resolver)
+static int resolved_add(struct apply_ctx *c, const char *name, uint64_t addr, uint64_t resolver,
+                        const struct resolved *where)
 {
         struct resolved *n = reallocarray(c->syms, c->n_syms + 1, sizeof(*n));
 
         if (!n)
                 return -ENOMEM;
         c->syms = n;
+        n[c->n_syms] = *where;
         n[c->n_syms].name = strdup(name);
         if (!n[c->n_syms].name)
                 return -ENOMEM;
@@ -196,7 +201,7 @@ static int resolved_add(struct apply_ctx *c, const char *name, uint64_t addr, ui
  * (the executable and its libraries, as the dynamic linker would). Sets
  * *ret_ifunc when the address is an IFUNC resolver. */
 static int lookup(struct apply_ctx *c, const char *name, uint64_t *ret, bool *ret_ifunc,
-                  struct errbuf *err)
+                  struct resolved *ret_where, struct errbuf *err)
 {
         const struct elf_symbol *sym;
         struct procfs_object *objs = NULL;
@@ -207,6 +212,9 @@ static int lookup(struct apply_ctx *c, const char *name, uint64_t *ret, bool *re
         if (r == 0) {
                 *ret = c->bias + sym->addr;
                 *ret_ifunc = sym->ifunc;
+                *ret_where = (struct resolved){ .file = c->target, .bias = c->bias,
+                                                .obj_start = c->obj->start,
+                                                .obj_end = c->obj->end };
                 return 0;
         }
         if (r != -ENOENT)
@@ -226,9 +234,12 @@ static int lookup(struct apply_ctx *c, const char *name, uint64_t *ret, bool *re
                         continue;
                 if (elf_file_lookup_exported(ef, name, &s) < 0)
                         continue;
-                free(objs);
                 *ret = bias + s.addr;
                 *ret_ifunc = s.ifunc;
+                *ret_where = (struct resolved){ .file = ef, .bias = bias,
+                                                .obj_start = objs[i].start,
+                                                .obj_end = objs[i].end };
+                free(objs);
                 return 0;
         }
         free(objs);
@@ -245,10 +256,11 @@ static int resolve(void *userdata, const char *name, uint64_t *ret, struct errbu
         int r;
 
         if (!s) {
-                r = lookup(c, name, &addr, &ifunc, err);
+                struct resolved where = {};
+                r = lookup(c, name, &addr, &ifunc, &where, err);
                 if (r < 0)
                         return r;
-                r = resolved_add(c, name, ifunc ? 0 : addr, ifunc ? addr : 0);
+                r = resolved_add(c, name, ifunc ? 0 : addr, ifunc ? addr : 0, &where);
                 if (r < 0)
                         return r;
                 s = &c->syms[c->n_syms - 1];
@@ -267,9 +279,46 @@ static int resolve(void *userdata, const char *name, uint64_t *ret, struct errbu
 }
 
 /* An IFUNC symbol (glibc's strlen, memcpy...) names a resolver that returns
- * the implementation for this CPU; the dynamic linker calls it once. We
- * call it in the target too (it only reads CPU features set up at start,
- * takes no lock), in the preparation window. */
+ * the implementation for this CPU; the dynamic linker calls it once. The
+ * answer is usually in the process already: the defining object's own
+ * calls go through a slot that the loader filled with the resolver's
+ * result (an IRELATIVE relocation), and reading it runs nothing in the
+ * target. Only for an IFUNC without such a slot is the resolver called in
+ * the target (it only reads CPU features set up at start, takes no lock),
+ * in the preparation window. This reads the slots; resolve_ifuncs() calls
+ * the rest. */
+static void read_ifunc_slots(struct apply_ctx *c)
+{
+        /* Test-only: LIVEUP_TEST_IFUNC=resolver takes the other way. */
+        const char *t = getenv("LIVEUP_TEST_IFUNC");
+
+        if (t && strcmp(t, "resolver") == 0)
+                return;
+        for (size_t i = 0; i < c->n_syms; i++) {
+                struct resolved *s = &c->syms[i];
+                uint64_t slot, v = 0;
+
+                if (!s->resolver || !s->file ||
+                    elf_file_irelative_slot(s->file, s->resolver - s->bias, &slot) < 0 ||
+                    proc_read(c->p, s->bias + slot, &v, sizeof(v)) < 0)
+                        continue;
+                /* The implementation lies in the same object. */
+                if (v < s->obj_start || v >= s->obj_end)
+                        continue;
+                log_debug("ifunc '%s' is 0x%" PRIx64 " (its IRELATIVE slot)", s->name, v);
+                s->addr = v;
+                s->resolver = 0;
+        }
+}
+
+static bool ifuncs_pending(const struct apply_ctx *c)
+{
+        for (size_t i = 0; i < c->n_syms; i++)
+                if (c->syms[i].resolver)
+                        return true;
+        return false;
+}
+
 static int resolve_ifuncs(struct apply_ctx *c, struct errbuf *err)
 {
         for (size_t i = 0; i < c->n_syms; i++) {
@@ -287,7 +336,7 @@ static int resolve_ifuncs(struct apply_ctx *c, struct errbuf *err)
                                    s->name, c->pid);
                         return -ENOENT;
                 }
-                log_debug("ifunc '%s' resolved to 0x%" PRIx64, s->name, v);
+                log_debug("ifunc '%s' resolved to 0x%" PRIx64 " (by its resolver)", s->name, v);
                 s->addr = v;
                 s->resolver = 0;
         }
@@ -676,6 +725,9 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
                 if (r < 0)
                         goto out;
         }
+        read_ifunc_slots(&c);
+        if (ifuncs_pending(&c))
+                log_debug("apply: some IFUNCs have no slot: their resolvers run in the target");
         r = proc_inject_prepare(p, err);
         if (r < 0)
                 goto out;

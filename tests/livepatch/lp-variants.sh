@@ -10,7 +10,7 @@
 # executable), and the --json output of apply and revert.
 . "${LIVEUP_TESTS_DIR:-$(dirname "$0")}/lplib.sh"
 
-plan 65
+plan 69
 
 # variant PROGRAM TARGET: 13 tests.
 variant() {
@@ -92,8 +92,14 @@ ok $? "fix-ifunc.c builds"
 victim_start 0 lpt-pie-o2
 victim_wait_ready 0
 pid=$(victim_pid 0)
+export LIVEUP_DEBUG=1
 run_liveup apply "$pid" "$T/fix-ifunc.lpo"
+unset LIVEUP_DEBUG
 ok $LU_RC "fix-ifunc: apply exits 0"
+grep -q "ifunc 'strlen' is 0x[0-9a-f]* (its IRELATIVE slot)" "$T/lu.err" &&
+        grep -q "ifunc 'memcpy' is 0x[0-9a-f]* (its IRELATIVE slot)" "$T/lu.err" &&
+        ! grep -q "by its resolver" "$T/lu.err"
+ok $? "fix-ifunc: strlen and memcpy read from libc's IRELATIVE slots (no resolver run in the target)"
 behaves 0 300
 ok $? "fix-ifunc: compute(x) is x + 300 (strlen and memcpy are glibc's implementations)"
 run_liveup revert --json "$pid"
@@ -106,6 +112,18 @@ if r[0]['attempts'] < 1 or r[0]['held_max_us'] < 0: fail('timings %s' % r)
 ok $? "revert --json: one document naming the patch"
 behaves 0 1
 ok $? "fix-ifunc: reverted"
+# The other way, for an IFUNC without a slot: its resolver is called in
+# the target (forced here by a test-only switch).
+export LIVEUP_DEBUG=1 LIVEUP_TEST_IFUNC=resolver
+run_liveup apply "$pid" "$T/fix-ifunc.lpo"
+unset LIVEUP_DEBUG LIVEUP_TEST_IFUNC
+[ $LU_RC -eq 0 ] && grep -q "ifunc 'strlen' resolved to 0x[0-9a-f]* (by its resolver)" "$T/lu.err"
+ok $? "fix-ifunc: applied again, strlen resolved by calling its resolver in the target"
+behaves 0 300
+ok $? "fix-ifunc: compute(x) is x + 300 again"
+run_liveup revert "$pid"
+behaves 0 1
+ok $? "fix-ifunc: reverted again"
 
 # apply --json.
 build_patch fix-100-json fix-100 lpt-pie-o2

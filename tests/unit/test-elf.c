@@ -483,6 +483,38 @@ TEST(lookup_exported_matches_the_dynamic_linker)
         dlclose(libc);
 }
 
+/* The IRELATIVE slot of an IFUNC holds, in a running process, what the
+ * dynamic linker resolved it to: the same as dlsym() gives. */
+TEST(irelative_slot_holds_the_resolved_ifunc)
+{
+        static const char *const names[] = { "strlen", "memcpy", "memset", "strcmp" };
+        _cleanup_(elf_file_freep) struct elf_file *f = NULL;
+        void *getpid_addr = dlsym(RTLD_DEFAULT, "getpid");
+        struct elf_symbol s;
+        Dl_info info;
+        void *libc;
+
+        CHECK(dladdr(getpid_addr, &info) && info.dli_fname);
+        CHECK_OK(elf_file_open(info.dli_fname, &f, NULL));
+        libc = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+        CHECK(libc);
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                uint64_t base = (uint64_t)(uintptr_t)info.dli_fbase, slot = 0, v;
+
+                CHECK_OK(elf_file_lookup_exported(f, names[i], &s));
+                CHECK(s.ifunc);
+                CHECK_OK(elf_file_irelative_slot(f, s.addr, &slot));
+                memcpy(&v, (const void *)(uintptr_t)(base + slot), sizeof(v));
+                CHECK(v == (uint64_t)(uintptr_t)dlsym(libc, names[i]));
+                CHECK(v != base + s.addr); /* the implementation, not the resolver */
+        }
+        /* Not an IFUNC: no slot. */
+        CHECK_OK(elf_file_lookup_exported(f, "getpid", &s));
+        uint64_t slot;
+        CHECK_ERR(elf_file_irelative_slot(f, s.addr, &slot), ENOENT);
+        dlclose(libc);
+}
+
 TEST(proc_vdso)
 {
         _cleanup_(elf_proc_freep) struct elf_proc *p = NULL;

@@ -127,3 +127,8 @@ size_t arch_stub_size(void)
 {
         return 14; /* jmp *0(%rip); .quad target */
 }
+
+uint32_t arch_reloc_irelative(void)
+{
+        return R_X86_64_IRELATIVE;
+}
