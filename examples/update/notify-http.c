@@ -3,7 +3,7 @@
  * and runs the same under systemd (a socket unit or FileDescriptorStore)
  * as under `liveup run`.
  *
- *   notify-http [--port PORT] [--addr ADDR] [--tag TEXT]
+ *   notify-http [--port PORT] [--addr ADDR] [--tag TEXT] [--fail crash|exit|hang]
  *
  * PORT defaults to $NOTIFY_HTTP_PORT, then 8080. Requests: GET / ,
  * GET /count, GET /kv/KEY, GET /set?K=V, as counter-http. Responses carry
@@ -24,6 +24,9 @@
  * the old one serves; both accept on the one listening socket until the
  * new one says READY=1, then the old one gets SIGTERM and drains. No
  * connection is cut: each is closed only after a response that says so.
+ *
+ * --fail makes a version started with a stored state crash, exit or hang
+ * before READY=1 (the tests' and the README's failed updates).
  *
  * Two versions share the state memfd, so it has a process-shared robust
  * mutex (a version killed while holding it leaves it recoverable).
@@ -374,9 +377,10 @@ int main(int argc, char **argv)
                 { "port", required_argument, NULL, 'p' },
                 { "addr", required_argument, NULL, 'a' },
                 { "tag", required_argument, NULL, 't' },
+                { "fail", required_argument, NULL, 'f' },
                 {},
         };
-        const char *addr = "127.0.0.1";
+        const char *addr = "127.0.0.1", *fail = "";
         unsigned port = 8080;
         int state_fd = -1, sfd, c;
         bool restored;
@@ -392,6 +396,8 @@ int main(int argc, char **argv)
                         addr = optarg;
                 else if (c == 't')
                         tag = optarg;
+                else if (c == 'f')
+                        fail = optarg;
                 else
                         return 2;
         }
@@ -418,6 +424,13 @@ int main(int argc, char **argv)
                 die("mmap", errno);
         if (restored && st->magic != STATE_MAGIC)
                 die("the stored state is not ours", EPROTO);
+        if (restored && strcmp(fail, "crash") == 0)
+                abort();
+        if (restored && strcmp(fail, "exit") == 0)
+                exit(3);
+        if (restored && strcmp(fail, "hang") == 0)
+                for (;;)
+                        pause();
         if (!restored) {
                 pthread_mutexattr_t a;
                 pthread_mutexattr_init(&a);
