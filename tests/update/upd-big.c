@@ -143,5 +143,6 @@ int main(int argc, char **argv)
                         break;
         }
         liveup_close(lu);
+        free(fds);
         return 0;
 }
