@@ -691,26 +691,36 @@ static void print_table(const struct options *o, const struct load_result *l,
         (void)o;
 }
 
+static void json_ms(const char *name, double v)
+{
+        if (isnan(v))
+                printf(",\"%s\":null", name);
+        else
+                printf(",\"%s\":%.3f", name, v);
+}
+
 static void json_wrk(const char *name, const struct wrk_result *w, bool comma)
 {
-        printf("\"%s\":{\"requests\":%ld,\"rps\":%.0f,\"failed\":%ld,\"p50_ms\":%.3f,"
-               "\"p99_ms\":%.3f,\"max_ms\":%.3f}%s",
-               name, w->requests, w->rps, failed(w), w->p50_ms, w->p99_ms, w->max_ms,
-               comma ? "," : "");
+        printf("\"%s\":{\"requests\":%ld,\"rps\":%.0f,\"failed\":%ld", name, w->requests,
+               w->rps, failed(w));
+        json_ms("p50_ms", w->p50_ms);
+        json_ms("p99_ms", w->p99_ms);
+        json_ms("max_ms", w->max_ms);
+        printf("}%s", comma ? "," : "");
 }
 
 static void print_json(const struct load_result *l, const struct big_result *big, size_t n_big)
 {
         printf("{\"load\":{");
         json_wrk("steady", &l->steady, true);
-        json_wrk("updates", &l->upd, true);
+        json_wrk("live_updates", &l->upd, true);
         json_wrk("naive", &l->naive, true);
         printf("\"updates\":%u,\"updates_ok\":%u,\"naive_restarts\":%u,\"counter_ok\":%s,",
                l->updates, l->updates_ok, l->naive_n, l->counter_ok ? "true" : "false");
         json_stat("update_wall", &l->upd_wall, true);
         json_stat("not_accepting", &l->upd_pause, true);
         json_stat("naive_outage", &l->naive_outage, true);
-        printf("\"not_accepting_max_us\":%.1f,", l->pause_max_us);
+        printf("\"not_accepting_max_us\":%.1f,\"error\":", l->pause_max_us);
         json_error(l->error);
         printf("},\"handover\":[");
         for (size_t i = 0; i < n_big; i++) {
@@ -719,6 +729,7 @@ static void print_json(const struct load_result *l, const struct big_result *big
                 json_stat("prepare_to_received", &big[i].prepare, true);
                 json_stat("freeze_to_received", &big[i].freeze, true);
                 json_stat("floor", &big[i].floor, true);
+                printf("\"error\":");
                 json_error(big[i].error);
                 printf("}");
         }
