@@ -103,7 +103,8 @@ static void sleep_ms(unsigned ms)
 
 static unsigned free_port(void)
 {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in sa = { .sin_family = AF_INET,
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         socklen_t l = sizeof(sa);
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         unsigned port = 0;
@@ -256,7 +257,8 @@ static uint64_t json_u64(const char *doc, const char *key)
 static pid_t wrk_start(unsigned port, int *ret_out)
 {
         char url[64];
-        char *argv[] = { "wrk", "-t2", "-c64", "-d600s", "--timeout", "2s", "--latency", url, NULL };
+        char *argv[] = { "wrk", "-t2", "-c64", "-d600s", "--timeout", "2s",
+                         "--latency", url, NULL };
 
         snprintf(url, sizeof(url), "http://127.0.0.1:%u/", port);
         return spawn(argv, ret_out, true);
@@ -311,8 +313,8 @@ static struct wrk_result wrk_stop(pid_t pid, int out)
             sscanf(p, "Socket errors: connect %ld, read %ld, write %ld, timeout %ld", &c, &r, &wr,
                    &t) == 4) {
                 w.errors = c + r + wr + t;
-                snprintf(w.raw_errors, sizeof(w.raw_errors), "connect %ld read %ld write %ld timeout %ld",
-                         c, r, wr, t);
+                snprintf(w.raw_errors, sizeof(w.raw_errors),
+                         "connect %ld read %ld write %ld timeout %ld", c, r, wr, t);
         }
         if ((p = strstr(text, "Non-2xx or 3xx responses: ")))
                 w.non2xx = atol(p + 26);
@@ -412,7 +414,8 @@ static void phase_load(const struct options *o, struct load_result *res)
         series_init(&outage, o->naive);
         res->updates = o->updates;
         if (!service_start(&svc, "bench-update", argv1) || !wait_serving(port)) {
-                snprintf(res->error, sizeof(res->error), "counter-http did not start under liveup run");
+                snprintf(res->error, sizeof(res->error),
+                         "counter-http did not start under liveup run");
                 service_stop(&svc);
                 return;
         }
@@ -503,7 +506,8 @@ struct big_result {
  * memfd mapped. */
 static double floor_us(unsigned n_fds)
 {
-        int sp[2], mfd, *fds = calloc(n_fds + 1, sizeof(int)), *got = calloc(n_fds + 1, sizeof(int));
+        int *fds = calloc(n_fds + 1, sizeof(int)), *got = calloc(n_fds + 1, sizeof(int));
+        int sp[2], mfd;
         unsigned n = n_fds + 1, sent = 0, recvd = 0;
         double us = NAN;
 
@@ -658,7 +662,8 @@ static void print_table(const struct options *o, const struct load_result *l,
         fmt_stat(s, sizeof(s), &l->upd_wall);
         printf("  `liveup update` end to end (median / p90): %s µs\n", s);
         fmt_stat(s, sizeof(s), &l->upd_pause);
-        printf("  not accepting, freeze to new version serving (median / p90): %s µs, max %.0f µs\n",
+        printf("  not accepting, freeze to new version serving (median / p90): %s µs, "
+               "max %.0f µs\n",
                s, l->pause_max_us);
         fmt_stat(s, sizeof(s), &l->naive_outage);
         printf("Naive restarts: %u; failed requests per restart: %.1f; outage, SIGTERM to "
@@ -667,7 +672,8 @@ static void print_table(const struct options *o, const struct load_result *l,
         if (l->error[0])
                 printf("  error: %s\n", l->error);
 
-        printf("\nHandover of a 1 GiB memfd (filled beforehand) and more fds, µs (median / p90):\n\n");
+        printf("\nHandover of a 1 GiB memfd (filled beforehand) and more fds, "
+               "µs (median / p90):\n\n");
         printf("| fds besides the memfd | updates | prepare -> all received | freeze -> all "
                "received | floor: SCM_RIGHTS + mmap in-process | content |\n");
         printf("|---:|---:|---:|---:|---:|---|\n");
@@ -677,17 +683,24 @@ static void print_table(const struct options *o, const struct load_result *l,
                 fmt_stat(f, sizeof(f), &big[i].freeze);
                 fmt_stat(fl, sizeof(fl), &big[i].floor);
                 printf("| %u | %u/%u | %s | %s | %s | %s |\n", big[i].fds, big[i].ok, big[i].reps,
-                       p, f, fl, big[i].error[0] ? big[i].error : big[i].check_ok ? "intact" : "CHANGED");
+                       p, f, fl,
+                       big[i].error[0] ? big[i].error
+                       : big[i].check_ok ? "intact"
+                                         : "CHANGED");
         }
 
         printf("\nGoals (reported, not enforced):\n");
         printf("  0 failed requests over %u updates: %ld failed (%s)\n", l->updates,
-               failed(&l->upd), failed(&l->upd) == 0 && l->updates_ok == l->updates ? "met" : "NOT met");
+               failed(&l->upd),
+               failed(&l->upd) == 0 && l->updates_ok == l->updates ? "met" : "NOT met");
         printf("  1 GiB handed over in under 1 ms (freeze -> mapped, memfd alone): %.0f µs (%s)\n",
                n_big ? big[0].freeze.median : NAN,
-               n_big && big[0].freeze.valid && big[0].freeze.median < GOAL_HANDOVER_US ? "met" : "NOT met");
+               n_big && big[0].freeze.valid && big[0].freeze.median < GOAL_HANDOVER_US
+                       ? "met"
+                       : "NOT met");
         printf("  p99 during updates within 2x steady: %.2f / %.2f ms = %.2fx (%s)\n",
-               l->upd.p99_ms, l->steady.p99_ms, ratio, ratio <= GOAL_LATENCY_RATIO ? "met" : "NOT met");
+               l->upd.p99_ms, l->steady.p99_ms, ratio,
+               ratio <= GOAL_LATENCY_RATIO ? "met" : "NOT met");
         (void)o;
 }
 
@@ -747,10 +760,14 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
         static const struct option options[] = {
-                { "quick", no_argument, NULL, 'q' },      { "json", no_argument, NULL, 'j' },
-                { "updates", required_argument, NULL, 'n' }, { "liveup", required_argument, NULL, 'l' },
-                { "examples", required_argument, NULL, 'e' }, { "big", required_argument, NULL, 'b' },
-                { "help", no_argument, NULL, 'h' },       {},
+                { "quick", no_argument, NULL, 'q' },
+                { "json", no_argument, NULL, 'j' },
+                { "updates", required_argument, NULL, 'n' },
+                { "liveup", required_argument, NULL, 'l' },
+                { "examples", required_argument, NULL, 'e' },
+                { "big", required_argument, NULL, 'b' },
+                { "help", no_argument, NULL, 'h' },
+                {},
         };
         struct options o = { .updates = 100, .naive = 10, .big_reps = 5, .steady_s = 5,
                              .liveup = LIVEUP_PATH, .examples = EXAMPLES_DIR, .big = BIG_PATH };

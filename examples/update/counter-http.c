@@ -531,9 +531,12 @@ static size_t take_connections(void)
 int main(int argc, char **argv)
 {
         static const struct option options[] = {
-                { "port", required_argument, NULL, 'p' },  { "addr", required_argument, NULL, 'a' },
-                { "tag", required_argument, NULL, 't' },   { "schema", required_argument, NULL, 's' },
-                { "fail", required_argument, NULL, 'f' },  {},
+                { "port", required_argument, NULL, 'p' },
+                { "addr", required_argument, NULL, 'a' },
+                { "tag", required_argument, NULL, 't' },
+                { "schema", required_argument, NULL, 's' },
+                { "fail", required_argument, NULL, 'f' },
+                {},
         };
         static const struct liveup_participant_ops ops = {
                 .freeze = on_freeze,

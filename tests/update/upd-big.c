@@ -1,7 +1,7 @@
 /* upd-big: the service bench-update live-updates to time the handover of
- * a large state (and update-manyfds.sh to check it): one memfd of --bytes (filled before it is handed
- * over, untimed) and --fds more fds (socketpairs), all preserved with
- * libliveup.
+ * a large state (and update-manyfds.sh to check it): one memfd of
+ * --bytes (filled before it is handed over, untimed) and --fds more fds
+ * (socketpairs), all preserved with libliveup.
  *
  *   upd-big --bytes N --fds N
  *
@@ -88,7 +88,8 @@ int main(int argc, char **argv)
         fds = calloc(n_fds + 1, sizeof(int));
         if (!fds)
                 die("calloc", ENOMEM);
-        if ((r = liveup_open(&lu, 0)) < 0 || (r = liveup_participant_add(lu, "big", &ops, NULL)) < 0)
+        if ((r = liveup_open(&lu, 0)) < 0 ||
+            (r = liveup_participant_add(lu, "big", &ops, NULL)) < 0)
                 die("liveup", r);
         taken = liveup_takeover(lu);
         if (taken < 0)
