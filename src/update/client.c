@@ -71,12 +71,17 @@ int upd_client_recv(int fd, int timeout_ms, struct upd_msg *ret, struct errbuf *
         if (r == 0)
                 return -ETIMEDOUT;
         r = upd_msg_recv(fd, ret, &extra, err);
-        if (r == -ECONNRESET)
-                /* A keeper that closed with our request unread (a refusal
-                 * at accept) leaves ECONNRESET pending, and af_unix reports
-                 * it before the answer still queued for us: look once more
-                 * (a peer that is gone gives end of stream, never a wait). */
-                r = upd_msg_recv(fd, ret, &extra, err);
+        if (r == -ECONNRESET) {
+                /* A keeper that closes while our request sits unread in
+                 * its queue (a refusal at accept, before it reads) resets
+                 * us, and recvmsg() reports that error before the queue:
+                 * what it sent before closing (its RESULT) is still there.
+                 * The error is consumed, so a second look finds it, or
+                 * end of file (-ECONNRESET again), without blocking. */
+                struct pollfd again = { .fd = fd, .events = POLLIN };
+                if (poll(&again, 1, 0) > 0)
+                        r = upd_msg_recv(fd, ret, &extra, err);
+        }
         safe_close(extra);
         return r;
 }

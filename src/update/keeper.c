@@ -179,13 +179,34 @@ void keeper_kill(struct keeper *k, struct version *v, int sig)
         (void)syscall(SYS_pidfd_send_signal, v->pidfd, sig, NULL, 0);
 }
 
+/* The version sockets are non-blocking, and a burst (ITEM for each of up
+ * to UPD_ITEMS_MAX items) outruns the socket's send buffer (about 200
+ * packets with an fd each at the default wmem) unless the version reads
+ * meanwhile. So a full socket gets a short wait for room: up to
+ * KEEPER_SEND_WAIT_MS per message, after which the version counts as
+ * stuck (the send fails as before). */
+#define KEEPER_SEND_WAIT_MS 1000
+
 int keeper_send(struct keeper *k, struct version *v, struct upd_msg_builder *b, int fd)
 {
         int r;
 
         if (v->sock < 0)
                 return -ENOTCONN;
-        r = upd_msg_send(v->sock, b, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
+        for (;;) {
+                struct pollfd p = { .fd = v->sock, .events = POLLOUT };
+
+                r = upd_msg_send(v->sock, b, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
+                if (r != -EAGAIN)
+                        break;
+                do
+                        r = poll(&p, 1, KEEPER_SEND_WAIT_MS);
+                while (r < 0 && errno == EINTR);
+                if (r <= 0 || !(p.revents & POLLOUT)) {
+                        r = -EAGAIN;
+                        break;
+                }
+        }
         if (r < 0) {
                 log_debug("%s: cannot send to pid %d: %s", k->name, (int)v->pid, strerror(-r));
                 keeper_close_version_sock(k, v);
