@@ -614,14 +614,21 @@ TEST(frame_pointer_guess_is_not_complete)
  * the same address): code that libdw knows nothing of, with an .eh_frame
  * that lp_link relocated for that address. patch_calls() calls back into
  * the test (host_spin), so its frame is a caller's; patch_loop() spins
- * itself; patch_nocfi is assembly without CFI. */
+ * itself; patch_nocfi is assembly without CFI; patch_sigframe calls
+ * host_spin with CFI as plain as any, but marked as a signal frame (CIE
+ * augmentation "S"), which changes how an unwinder treats its caller. */
 static const char patch_src[] =
         "extern void host_spin(void);\n"
         "volatile int patch_counter;\n"
         "void patch_calls(void) { host_spin(); patch_counter++; }\n"
         "void patch_loop(void) { for (;;) patch_counter++; }\n"
         "__asm__(\".text\\n.globl patch_nocfi\\n.type patch_nocfi, @function\\n\"\n"
-        "        \"patch_nocfi: jmp patch_nocfi\\n.size patch_nocfi, .-patch_nocfi\\n\");\n";
+        "        \"patch_nocfi: jmp patch_nocfi\\n.size patch_nocfi, .-patch_nocfi\\n\");\n"
+        "__asm__(\".text\\n.globl patch_sigframe\\n.type patch_sigframe, @function\\n\"\n"
+        "        \"patch_sigframe:\\n.cfi_startproc\\n.cfi_signal_frame\\n\"\n"
+        "        \"sub $8, %rsp\\n.cfi_def_cfa_offset 16\\ncall host_spin\\n\"\n"
+        "        \"add $8, %rsp\\n.cfi_def_cfa_offset 8\\nret\\n.cfi_endproc\\n\"\n"
+        "        \".size patch_sigframe, .-patch_sigframe\\n\");\n";
 
 static atomic_int host_spinning;
 
@@ -636,7 +643,7 @@ __attribute__((noipa)) void host_spin(void)
 struct patch {
         struct lp_image *img;
         uint64_t base;
-        uint64_t calls, calls_size, loop, loop_size, nocfi;
+        uint64_t calls, calls_size, loop, loop_size, nocfi, sigframe;
 };
 
 static int patch_resolve(void *userdata, const char *name, uint64_t *ret, struct errbuf *err)
@@ -686,6 +693,7 @@ static void patch_load(struct patch *ret)
         CHECK_OK(lp_image_lookup(ret->img, "patch_calls", &ret->calls, &ret->calls_size));
         CHECK_OK(lp_image_lookup(ret->img, "patch_loop", &ret->loop, &ret->loop_size));
         CHECK_OK(lp_image_lookup(ret->img, "patch_nocfi", &ret->nocfi, NULL));
+        CHECK_OK(lp_image_lookup(ret->img, "patch_sigframe", &ret->sigframe, NULL));
 }
 
 static struct proc_code_region patch_region(const struct patch *pt, bool with_cfi)
@@ -1462,8 +1470,8 @@ TEST(fast_path_matches_libdw_code_regions)
         struct {
                 const char *what;
                 bool (*in_place)(struct proc *, uint64_t);
-        } victims[3];
-        uint64_t entries[3];
+        } victims[4];
+        uint64_t entries[4];
 
 #if !defined(__x86_64__)
         tap_skip("the patch is built for x86-64");
@@ -1478,6 +1486,9 @@ TEST(fast_path_matches_libdw_code_regions)
         victims[1].in_place = in_patch_loop;
         victims[2].what = "at a patch pc without FDE";
         victims[2].in_place = at_patch_nocfi;
+        entries[3] = the_patch.sigframe;
+        victims[3].what = "called from a patch signal frame";
+        victims[3].in_place = in_host_spin;
         for (size_t k = 0; k < ELEMENTSOF(victims); k++) {
                 _cleanup_(proc_freep) struct proc *p = NULL;
                 _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
