@@ -1417,6 +1417,7 @@ TEST(fast_path_matches_libdw_vdso_plt)
                 equiv_one(&q, u, t, 0, &s);
                 proc_unwinder_stats(u, &after);
                 dump_pcs("at the PLT stub", &s);
+                q.max_frames_seen = s.n;
                 CHECK(s.n >= 1 && s.frames[0].pc == insn.target);
                 /* The stub's CFI is an expression: libdw's. */
                 CHECK(after.gave_up_rule == before.gave_up_rule + 1);
