@@ -22,7 +22,10 @@
  * - unwind: proc_unwinder_new() once (the one-time setup, timed), then per
  *   repetition, inside a stop window, proc_unwind_thread() for every
  *   thread; the cost per thread is the unwinding time over N. The first
- *   repetition (cold caches) is reported apart.
+ *   repetition (cold caches) is reported apart. In the same window every
+ *   thread is unwound a second time with the fast path off (libdw alone,
+ *   proc_unwinder_set_path), for comparison; the two go in alternating
+ *   order. "fast" is the share of stacks the fast path took.
  * Repetitions are 20 ms apart (liveup's go through proc_wait_events(), so
  * events of the running target are served meanwhile). The first
  * repetition of every series is discarded. Medians and p90s are over the
@@ -67,6 +70,8 @@ struct cell {
 
         /* unwind */
         struct stats uw_per_thread;
+        struct stats uw_libdw_per_thread; /* the fast path off */
+        double uw_fast_share;             /* stacks the fast path took, 0..1 */
         double uw_setup_us, uw_first_us; /* first: all threads, cold */
         double uw_frames_avg;
         size_t uw_incomplete; /* stacks with error != 0, over all reps */
@@ -300,7 +305,9 @@ static void run_liveup(pid_t pid, unsigned reps, struct cell *c)
 {
         _cleanup_(proc_freep) struct proc *p = NULL;
         _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
-        struct series window = {}, stop = {}, regs = {}, resume = {}, unwind = {};
+        struct series window = {}, stop = {}, regs = {}, resume = {}, unwind = {},
+                      unwind_libdw = {};
+        struct proc_unwind_stats st0 = {}, st1 = {};
         size_t frames_total = 0, stacks_total = 0;
         struct errbuf err = {};
         uint64_t t0, t1;
@@ -308,7 +315,7 @@ static void run_liveup(pid_t pid, unsigned reps, struct cell *c)
 
         if (series_init(&window, reps) < 0 || series_init(&stop, reps) < 0 ||
             series_init(&regs, reps) < 0 || series_init(&resume, reps) < 0 ||
-            series_init(&unwind, reps) < 0) {
+            series_init(&unwind, reps) < 0 || series_init(&unwind_libdw, reps) < 0) {
                 snprintf(c->lu_error, sizeof(c->lu_error), "out of memory");
                 goto out;
         }
@@ -370,17 +377,28 @@ static void run_liveup(pid_t pid, unsigned reps, struct cell *c)
 
         for (unsigned rep = 0; rep < reps; rep++) {
                 struct proc_sched_saved saved = {};
-                size_t frames = 0, incomplete = 0, n;
-                uint64_t t2 = 0, t3 = 0;
+                size_t frames = 0, incomplete = 0, n, f2, i2;
+                uint64_t t2 = 0, t3 = 0, t4 = 0, t5 = 0;
 
                 proc_wait_events(p, PACE_NS);
                 proc_sched_raise(&saved);
                 r = stop_and_fetch(p, &err);
-                if (r >= 0) {
-                        t2 = now_ns();
-                        r = unwind_all(p, u, &frames, &incomplete, &err);
-                        t3 = now_ns();
+                for (int pass = 0; pass < 2 && r >= 0; pass++) {
+                        bool libdw = (pass + rep) % 2 == 1;
+
+                        proc_unwinder_set_path(u, libdw ? PROC_UNWIND_LIBDW : PROC_UNWIND_AUTO);
+                        if (!libdw)
+                                proc_unwinder_stats(u, &st0);
+                        *(libdw ? &t4 : &t2) = now_ns();
+                        r = libdw ? unwind_all(p, u, &f2, &i2, &err)
+                                  : unwind_all(p, u, &frames, &incomplete, &err);
+                        *(libdw ? &t5 : &t3) = now_ns();
+                        if (!libdw && rep > 0) {
+                                proc_unwinder_stats(u, &st1);
+                                c->uw_fast_share += (double)(st1.fast_threads - st0.fast_threads);
+                        }
                 }
+                proc_unwinder_set_path(u, PROC_UNWIND_AUTO);
                 n = proc_n_threads(p);
                 if (r >= 0)
                         r = proc_resume_all(p, &err);
@@ -400,8 +418,11 @@ static void run_liveup(pid_t pid, unsigned reps, struct cell *c)
                         c->uw_incomplete += incomplete;
                 }
                 unwind.v[unwind.n++] = us_since(t2, t3) / (double)(n ? n : 1);
+                unwind_libdw.v[unwind_libdw.n++] = us_since(t4, t5) / (double)(n ? n : 1);
         }
         c->uw_per_thread = stats_of(&unwind, 1);
+        c->uw_libdw_per_thread = stats_of(&unwind_libdw, 1);
+        c->uw_fast_share = stacks_total ? c->uw_fast_share / (double)stacks_total : 0;
         c->uw_frames_avg = stacks_total ? (double)frames_total / (double)stacks_total : 0;
 
 detach:
@@ -418,6 +439,7 @@ out:
         series_done(&regs);
         series_done(&resume);
         series_done(&unwind);
+        series_done(&unwind_libdw);
 }
 
 /* ---- output --------------------------------------------------------------- */
@@ -430,14 +452,15 @@ static void print_table_header(const struct options *o)
                 printf("baseline tracer: SCHED_FIFO priority 1 during each window\n");
         else
                 printf("baseline tracer: normal priority (SCHED_FIFO refused: %s)\n", fifo_error);
-        printf("\n%7s  %-4s  %15s  %15s  %6s  %10s  %13s  %12s\n", "threads", "mode",
-               "baseline", "liveup", "ratio", "µs/thread", "unwind µs/thr", "unwind setup");
+        printf("\n%7s  %-4s  %15s  %15s  %6s  %10s  %13s  %5s  %12s  %12s\n", "threads", "mode",
+               "baseline", "liveup", "ratio", "µs/thread", "unwind µs/thr", "fast",
+               "libdw µs/thr", "unwind setup");
 }
 
 static void print_table_row(const struct cell *c)
 {
         char base[32], lu[32], ratio[16] = "n/a", per[16] = "n/a", uw[16] = "n/a",
-             setup[16] = "n/a";
+             setup[16] = "n/a", share[16] = "n/a", uwl[16] = "n/a";
 
         fmt_stat(base, sizeof(base), &c->base_window);
         fmt_stat(lu, sizeof(lu), &c->lu_window);
@@ -446,12 +469,16 @@ static void print_table_row(const struct cell *c)
                          c->lu_window.median / c->base_window.median);
         if (c->lu_window.valid)
                 snprintf(per, sizeof(per), "%.1f", c->lu_window.median / c->threads);
-        if (c->uw_per_thread.valid)
+        if (c->uw_per_thread.valid) {
                 snprintf(uw, sizeof(uw), "%.1f", c->uw_per_thread.median);
+                snprintf(share, sizeof(share), "%.0f%%", c->uw_fast_share * 100);
+        }
+        if (c->uw_libdw_per_thread.valid)
+                snprintf(uwl, sizeof(uwl), "%.1f", c->uw_libdw_per_thread.median);
         if (c->uw_setup_us > 0)
                 snprintf(setup, sizeof(setup), "%.2f ms", c->uw_setup_us / 1000.0);
-        printf("%7u  %-4s  %15s  %15s  %6s  %10s  %13s  %12s\n", c->threads, c->mode, base,
-               lu, ratio, per, uw, setup);
+        printf("%7u  %-4s  %15s  %15s  %6s  %10s  %13s  %5s  %12s  %12s\n", c->threads, c->mode,
+               base, lu, ratio, per, uw, share, uwl, setup);
         fflush(stdout);
 }
 
@@ -481,6 +508,8 @@ static void print_table_notes(const struct cell *cells, size_t n)
         }
         printf("\nratio = liveup median / baseline median; µs/thread = liveup median / threads;\n"
                "unwind µs/thr = warm unwind of every thread inside a stop, per thread;\n"
+               "fast = share of those stacks the fast path unwound (libdw the others);\n"
+               "libdw µs/thr = the same stacks in the same stops, libdw alone;\n"
                "unwind setup = proc_unwinder_new(), once per process.\n");
 }
 
@@ -523,6 +552,8 @@ static void print_json(const struct options *o, const struct cell *cells, size_t
                 json_error(c->lu_error);
                 printf("},\n   \"unwind\": {");
                 json_stat("per_thread", &c->uw_per_thread, true);
+                json_stat("per_thread_libdw", &c->uw_libdw_per_thread, true);
+                printf("\"fast_share\": %.3f, ", c->uw_fast_share);
                 printf("\"setup\": %.1f, \"first_all_threads\": %.1f, \"frames_avg\": %.2f, "
                        "\"incomplete\": %zu, \"error\": ",
                        c->uw_setup_us, c->uw_first_us, c->uw_frames_avg, c->uw_incomplete);

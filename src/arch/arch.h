@@ -74,9 +74,17 @@ extern const uint8_t arch_syscall_insn[];
 extern const size_t arch_syscall_insn_len;
 
 /* Registers in DWARF numbering, for libdw's unwinder: fills out[0..n) and
- * returns n (<= ARCH_DWARF_NREGS). */
+ * returns n (<= ARCH_DWARF_NREGS). ARCH_DWARF_NREGS is also the number of
+ * registers libdw's backend for the ISA tracks from frame to frame
+ * (ebl_frame_nregs): src/proc/unwind.c's fast path computes exactly those. */
 #define ARCH_DWARF_NREGS 17
 size_t arch_regs_to_dwarf(const struct arch_regs *r, uint64_t out[ARCH_DWARF_NREGS]);
+/* true when libdw takes the value of the CFI's return-address column as
+ * the caller's pc unchanged (no pointer-authentication mask, no offset
+ * from the call to the return address, no register renumbering), so that
+ * an unwinder that evaluates the CFI rules itself finds the same pcs as
+ * libdw's. */
+bool arch_dwarf_ra_is_pc(void);
 /* ELF machine of this ISA (EM_X86_64). */
 int arch_elf_machine(void);
 

@@ -70,6 +70,27 @@ int proc_unwinder_set_code(struct proc_unwinder *u, const struct proc_code_regio
                            size_t n, struct errbuf *err);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct proc_unwinder *, proc_unwinder_free);
 
+/* For tests and debugging only: which way proc_unwind_thread() goes. */
+enum proc_unwind_path {
+        PROC_UNWIND_AUTO,  /* the fast path, libdw for a stack it gives up on */
+        PROC_UNWIND_LIBDW, /* libdw for every stack (LIVEUP_UNWIND=libdw) */
+};
+
+void proc_unwinder_set_path(struct proc_unwinder *u, enum proc_unwind_path path);
+
+/* What the unwinder did since proc_unwinder_new(), for tests and
+ * benchmarks. */
+struct proc_unwind_stats {
+        uint64_t fast_threads, fast_frames;   /* stacks the fast path unwound */
+        uint64_t libdw_threads, libdw_frames; /* stacks libdw unwound */
+        /* Stacks the fast path gave up on (counted in libdw_threads too):
+         * a frame whose CFI it does not model, a failed read, anything
+         * else (a register the caller's rules need is unknown, pc 0). */
+        uint64_t gave_up_rule, gave_up_read, gave_up_other;
+};
+
+void proc_unwinder_stats(const struct proc_unwinder *u, struct proc_unwind_stats *ret);
+
 /* Unwind stopped thread `t` (at most `max_frames`, 0: 256). Frames go to
  * *ret (owned by the caller: proc_stack_done()). Returns 0 even when the
  * unwind stopped early (see ret->error); < 0 only when nothing could be

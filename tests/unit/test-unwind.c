@@ -7,6 +7,13 @@
  * and symbolises with src/elf only after resuming, as the tool does, then
  * checks the frames by function name, innermost first.
  *
+ * The fast_path_matches_libdw_* tests stop every victim many times and
+ * unwind each thread twice, with the fast path and with libdw alone
+ * (proc_unwinder_set_path), and require the same result; they print how
+ * many stacks the fast path took and why it gave up on the others.
+ * More forked victims serve them: threads inside signal handlers, threads
+ * in the vdso, a thread put at a PLT stub.
+ *
  * Per-thread unwind cost (first and warm) is printed as a TAP comment by
  * the n16_* tests; it is a figure, not a pass/fail bound. */
 #include "tap.h"
@@ -19,7 +26,9 @@
 #include "proc/unwind.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -605,14 +614,21 @@ TEST(frame_pointer_guess_is_not_complete)
  * the same address): code that libdw knows nothing of, with an .eh_frame
  * that lp_link relocated for that address. patch_calls() calls back into
  * the test (host_spin), so its frame is a caller's; patch_loop() spins
- * itself; patch_nocfi is assembly without CFI. */
+ * itself; patch_nocfi is assembly without CFI; patch_sigframe calls
+ * host_spin with CFI as plain as any, but marked as a signal frame (CIE
+ * augmentation "S"), which changes how an unwinder treats its caller. */
 static const char patch_src[] =
         "extern void host_spin(void);\n"
         "volatile int patch_counter;\n"
         "void patch_calls(void) { host_spin(); patch_counter++; }\n"
         "void patch_loop(void) { for (;;) patch_counter++; }\n"
         "__asm__(\".text\\n.globl patch_nocfi\\n.type patch_nocfi, @function\\n\"\n"
-        "        \"patch_nocfi: jmp patch_nocfi\\n.size patch_nocfi, .-patch_nocfi\\n\");\n";
+        "        \"patch_nocfi: jmp patch_nocfi\\n.size patch_nocfi, .-patch_nocfi\\n\");\n"
+        "__asm__(\".text\\n.globl patch_sigframe\\n.type patch_sigframe, @function\\n\"\n"
+        "        \"patch_sigframe:\\n.cfi_startproc\\n.cfi_signal_frame\\n\"\n"
+        "        \"sub $8, %rsp\\n.cfi_def_cfa_offset 16\\ncall host_spin\\n\"\n"
+        "        \"add $8, %rsp\\n.cfi_def_cfa_offset 8\\nret\\n.cfi_endproc\\n\"\n"
+        "        \".size patch_sigframe, .-patch_sigframe\\n\");\n";
 
 static atomic_int host_spinning;
 
@@ -627,7 +643,7 @@ __attribute__((noipa)) void host_spin(void)
 struct patch {
         struct lp_image *img;
         uint64_t base;
-        uint64_t calls, calls_size, loop, loop_size, nocfi;
+        uint64_t calls, calls_size, loop, loop_size, nocfi, sigframe;
 };
 
 static int patch_resolve(void *userdata, const char *name, uint64_t *ret, struct errbuf *err)
@@ -677,6 +693,7 @@ static void patch_load(struct patch *ret)
         CHECK_OK(lp_image_lookup(ret->img, "patch_calls", &ret->calls, &ret->calls_size));
         CHECK_OK(lp_image_lookup(ret->img, "patch_loop", &ret->loop, &ret->loop_size));
         CHECK_OK(lp_image_lookup(ret->img, "patch_nocfi", &ret->nocfi, NULL));
+        CHECK_OK(lp_image_lookup(ret->img, "patch_sigframe", &ret->sigframe, NULL));
 }
 
 static struct proc_code_region patch_region(const struct patch *pt, bool with_cfi)
@@ -983,6 +1000,530 @@ TEST(code_region_refusals)
         u = (proc_unwinder_free(u), NULL);
         CHECK_OK(proc_detach(p));
         victim_quit_ok(&v);
+}
+
+/* ---- The fast path finds what libdw finds --------------------------------- */
+
+/* Every stopped thread of p is unwound with the fast path (falling back to
+ * libdw where it gives up) and with libdw alone, with no frame limit and
+ * with limits that cut the stack, and the two results must be the same:
+ * frames, activation flags, error and reason. The stats of u then tell
+ * how many stacks the fast path took. */
+struct equiv {
+        const char *what;
+        size_t stops, threads, mismatches;
+        size_t max_frames_seen;
+        struct proc_unwind_stats before;
+};
+
+static void equiv_begin(struct equiv *q, const char *what, struct proc_unwinder *u)
+{
+        *q = (struct equiv){ .what = what };
+        proc_unwinder_stats(u, &q->before);
+}
+
+static void dump_pcs(const char *what, const struct proc_stack *s)
+{
+        printf("#   %s: %zu frames, error %d%s%s\n", what, s->n, s->error, s->error ? ": " : "",
+               s->error ? s->reason : "");
+        for (size_t i = 0; i < s->n; i++)
+                printf("#     #%zu 0x%016llx%s\n", i, (unsigned long long)s->frames[i].pc,
+                       s->frames[i].activation ? " (activation)" : "");
+}
+
+static void equiv_one(struct equiv *q, struct proc_unwinder *u, struct proc_thread *t,
+                      size_t max_frames, struct proc_stack *ret_fast)
+{
+        struct proc_stack a = {}, b = {};
+        int ra, rb;
+
+        proc_unwinder_set_path(u, PROC_UNWIND_AUTO);
+        ra = proc_unwind_thread(u, t, max_frames, &a);
+        proc_unwinder_set_path(u, PROC_UNWIND_LIBDW);
+        rb = proc_unwind_thread(u, t, max_frames, &b);
+        proc_unwinder_set_path(u, PROC_UNWIND_AUTO);
+        CHECK(ra == rb);
+        if (ra < 0)
+                return;
+        if (!same_stack(&a, &b) || strcmp(a.reason, b.reason) != 0) {
+                /* The first few in full. */
+                if (q->mismatches < 3) {
+                        printf("# %s: thread %d, max_frames %zu: the fast path and libdw "
+                               "differ\n",
+                               q->what, (int)t->tid, max_frames);
+                        dump_pcs("fast path", &a);
+                        dump_pcs("libdw", &b);
+                }
+                q->mismatches++;
+        }
+        proc_stack_done(&b);
+        if (ret_fast)
+                *ret_fast = a;
+        else
+                proc_stack_done(&a);
+}
+
+/* Compare every stopped thread of p, in one stop. */
+static void equiv_stop(struct equiv *q, struct proc *p, struct proc_unwinder *u)
+{
+        q->stops++;
+        for (size_t i = 0; i < proc_n_threads(p); i++) {
+                struct proc_thread *t = proc_thread_at(p, i);
+                struct proc_stack s = {};
+
+                if (t->state != PROC_THREAD_STOPPED)
+                        continue;
+                q->threads++;
+                equiv_one(q, u, t, 0, &s);
+                q->max_frames_seen = MAX(q->max_frames_seen, s.n);
+                /* Limits: the innermost frame alone, and one frame short
+                 * of the whole stack (-E2BIG unless it ended early). */
+                equiv_one(q, u, t, 1, NULL);
+                if (s.n > 2)
+                        equiv_one(q, u, t, s.n - 1, NULL);
+                proc_stack_done(&s);
+        }
+}
+
+/* Stop p `stops` times, letting it run about a millisecond in between
+ * (serving its events), and compare at every stop. */
+static void equiv_stops(struct equiv *q, struct proc *p, struct proc_unwinder *u,
+                        unsigned stops)
+{
+        struct errbuf err = {};
+
+        for (unsigned i = 0; i < stops; i++) {
+                CHECK_OK(proc_stop_all(p, &err));
+                equiv_stop(q, p, u);
+                CHECK_OK(proc_resume_all(p, &err));
+                /* Varying run times, so pcs land everywhere. */
+                CHECK(proc_wait_events(p, 200000ull + (i % 7) * 150000ull) >= 0);
+        }
+}
+
+/* Print the counts; the share of stacks the fast path took alone, in %. */
+static unsigned equiv_end(struct equiv *q, struct proc_unwinder *u)
+{
+        struct proc_unwind_stats s;
+        uint64_t fast, gave_up, unwinds;
+
+        proc_unwinder_stats(u, &s);
+        fast = s.fast_threads - q->before.fast_threads;
+        gave_up = (s.gave_up_rule - q->before.gave_up_rule) +
+                  (s.gave_up_read - q->before.gave_up_read) +
+                  (s.gave_up_other - q->before.gave_up_other);
+        unwinds = fast + gave_up; /* the fast path's attempts */
+        printf("# %s: %zu stops, %zu threads, stacks up to %zu frames: fast path %" PRIu64
+               " of %" PRIu64 " unwinds (%" PRIu64 " frames), gave up %" PRIu64
+               " (rule %" PRIu64 ", read %" PRIu64 ", other %" PRIu64 "); %zu differ\n",
+               q->what, q->stops, q->threads, q->max_frames_seen, fast, unwinds,
+               s.fast_frames - q->before.fast_frames, gave_up,
+               s.gave_up_rule - q->before.gave_up_rule,
+               s.gave_up_read - q->before.gave_up_read,
+               s.gave_up_other - q->before.gave_up_other, q->mismatches);
+        CHECK(q->mismatches == 0);
+        /* Every unwind with the fast path on is counted once. */
+        CHECK(unwinds > 0);
+        return (unsigned)(fast * 100 / unwinds);
+}
+
+/* A victim from tests/victims, stopped `stops` times; returns the fast
+ * path's share in %. */
+static unsigned equiv_victim(const char *what, const char *name, char *const args[],
+                             unsigned stops)
+{
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+        struct errbuf err = {};
+        struct equiv q;
+        struct victim v;
+        unsigned share;
+
+        victim_start(name, args, &v);
+        CHECK_OK(proc_attach(v.pid, NULL, &p, &err));
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        equiv_begin(&q, what, u);
+        equiv_stops(&q, p, u, stops);
+        share = equiv_end(&q, u);
+        u = (proc_unwinder_free(u), NULL);
+        CHECK_OK(proc_detach(p));
+        victim_kill(&v);
+        return share;
+}
+
+TEST(fast_path_matches_libdw_chains)
+{
+        /* Nearly every stack here is plain compiled code: the fast path
+         * must take most of them (the main thread may sit in a PLT stub
+         * or the vdso now and then). */
+        CHECK(equiv_victim("victim-chain", "victim-chain", NULL, 200) >= 80);
+        CHECK(equiv_victim("victim-chain-o2", "victim-chain-o2", NULL, 200) >= 80);
+}
+
+TEST(fast_path_matches_libdw_n16)
+{
+        char *busy[] = { "16", "busy", NULL }, *idle[] = { "16", "idle", NULL };
+
+        CHECK(equiv_victim("victim-n 16 busy", "victim-n", busy, 200) >= 80);
+        /* Idle threads sit in clock_nanosleep, or are on their way in or
+         * out through libc: whatever the share, the results must match. */
+        (void)equiv_victim("victim-n 16 idle", "victim-n", idle, 200);
+}
+
+TEST(fast_path_matches_libdw_threads)
+{
+        char *args[] = { "--busy", "3", "--blocked", "5", "--churn", "2", NULL };
+
+        /* Blocked in read, pthread_cond_wait, futex, nanosleep and poll;
+         * threads being born and dying (a new thread may stop at the
+         * return of clone, without CFI). */
+        (void)equiv_victim("victim-threads", "victim-threads", args, 200);
+}
+
+/* A forked victim with two threads inside signal handlers: one spins in
+ * its handler, the other blocks in read() in its handler; both were
+ * interrupted in a busy loop. Their stacks pass through __restore_rt
+ * (signal frame, CFA expression). */
+static atomic_int sig_in_handler;
+static int sig_pipe[2];
+
+static void sig_handler(int sig)
+{
+        char c;
+
+        atomic_fetch_add(&sig_in_handler, 1);
+        if (sig == SIGUSR1)
+                for (;;)
+                        __asm__ volatile("" ::: "memory");
+        (void)!read(sig_pipe[0], &c, 1);
+        for (;;)
+                pause();
+}
+
+static void *sig_thread(void *arg)
+{
+        atomic_store(&odd_started, 1);
+        for (;;)
+                __asm__ volatile("" ::: "memory");
+        return NULL;
+}
+
+TEST(fast_path_matches_libdw_signal_handlers)
+{
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+        struct errbuf err = {};
+        struct equiv q;
+        int ready[2];
+        size_t through_handler = 0;
+        char c;
+        pid_t pid;
+
+        CHECK(pipe2(ready, O_CLOEXEC) == 0);
+        CHECK(pipe2(sig_pipe, O_CLOEXEC) == 0);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                struct sigaction sa = { .sa_handler = sig_handler };
+                pthread_t a, b;
+
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                sigaction(SIGUSR1, &sa, NULL);
+                sigaction(SIGUSR2, &sa, NULL);
+                if (pthread_create(&a, NULL, sig_thread, NULL) != 0 ||
+                    pthread_create(&b, NULL, sig_thread, NULL) != 0)
+                        _exit(1);
+                pthread_kill(a, SIGUSR1);
+                pthread_kill(b, SIGUSR2);
+                while (atomic_load(&sig_in_handler) < 2)
+                        ;
+                (void)!write(ready[1], "r", 1);
+                for (;;)
+                        pause();
+        }
+        close(ready[1]);
+        CHECK(read(ready[0], &c, 1) == 1);
+        close(ready[0]);
+
+        CHECK_OK(proc_attach(pid, NULL, &p, &err));
+        CHECK(proc_n_threads(p) == 3);
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        equiv_begin(&q, "threads in signal handlers", u);
+        equiv_stops(&q, p, u, 100);
+
+        /* The handlers' stacks go on past the signal frame: the frame of
+         * the interrupted pc is an activation, not the innermost. */
+        CHECK_OK(proc_stop_all(p, &err));
+        for (size_t i = 0; i < proc_n_threads(p); i++) {
+                struct proc_stack s = {};
+                bool inner_activation = false;
+
+                CHECK_OK(proc_unwind_thread(u, proc_thread_at(p, i), 0, &s));
+                for (size_t k = 1; k < s.n; k++)
+                        inner_activation |= s.frames[k].activation;
+                if (inner_activation) {
+                        through_handler++;
+                        dump_pcs("through a signal frame", &s);
+                }
+                proc_stack_done(&s);
+        }
+        CHECK_OK(proc_resume_all(p, &err));
+        (void)equiv_end(&q, u);
+        CHECK(through_handler == 2);
+
+        u = (proc_unwinder_free(u), NULL);
+        CHECK_OK(proc_detach(p));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(sig_pipe[0]);
+        close(sig_pipe[1]);
+}
+
+/* A forked victim whose threads loop on clock_gettime(): through the
+ * executable's PLT stub (its CFI is an expression), libc, and the vdso
+ * (an object file libdw reads from memory). */
+__attribute__((noipa)) static void vdso_loop(void)
+{
+        struct timespec ts;
+
+        atomic_store(&odd_started, 1);
+        for (;;)
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+}
+
+static void *vdso_thread(void *arg)
+{
+        vdso_loop();
+        return NULL;
+}
+
+TEST(fast_path_matches_libdw_vdso_plt)
+{
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+        _cleanup_(elf_proc_freep) struct elf_proc *ep = NULL;
+        struct errbuf err = {};
+        struct equiv q;
+        uint64_t pcs[600];
+        char *places[32];
+        size_t n_pcs = 0, n_places = 0, counts[32] = {};
+        int ready[2];
+        char c;
+        pid_t pid;
+
+        CHECK(pipe2(ready, O_CLOEXEC) == 0);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                pthread_t a, b;
+
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (pthread_create(&a, NULL, vdso_thread, NULL) != 0 ||
+                    pthread_create(&b, NULL, vdso_thread, NULL) != 0)
+                        _exit(1);
+                while (!atomic_load(&odd_started))
+                        ;
+                (void)!write(ready[1], "r", 1);
+                for (;;)
+                        pause();
+        }
+        close(ready[1]);
+        CHECK(read(ready[0], &c, 1) == 1);
+        close(ready[0]);
+
+        CHECK_OK(proc_attach(pid, NULL, &p, &err));
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        equiv_begin(&q, "threads calling clock_gettime", u);
+        equiv_stops(&q, p, u, 300);
+        (void)equiv_end(&q, u);
+
+        /* Where the stops landed, to see what the comparison covered. */
+        CHECK_OK(elf_proc_new(pid, &ep, &err));
+        for (int rep = 0; rep < 300; rep++) {
+                CHECK_OK(proc_stop_all(p, &err));
+                for (size_t i = 0; i < proc_n_threads(p) && n_pcs < ELEMENTSOF(pcs); i++) {
+                        const struct arch_regs *r;
+
+                        CHECK_OK(proc_regs(p, proc_thread_at(p, i), &r));
+                        if (proc_thread_at(p, i)->tid != pid)
+                                pcs[n_pcs++] = arch_regs_pc(r);
+                }
+                CHECK_OK(proc_resume_all(p, &err));
+                CHECK(proc_wait_events(p, 200000ull + (rep % 7) * 150000ull) >= 0);
+        }
+        for (size_t i = 0; i < n_pcs; i++) {
+                struct elf_location loc = {};
+                char where[256];
+                size_t k;
+
+                snprintf(where, sizeof(where), "??");
+                if (elf_proc_locate(ep, pcs[i], &loc) == 0)
+                        snprintf(where, sizeof(where), "%s %s",
+                                 loc.object ? strrchr(loc.object, '/') ? strrchr(loc.object, '/') + 1
+                                                                       : loc.object
+                                            : "??",
+                                 loc.function ? loc.function : "??");
+                for (k = 0; k < n_places && strcmp(places[k], where) != 0; k++)
+                        ;
+                if (k == n_places && n_places < ELEMENTSOF(places))
+                        places[n_places++] = strdup(where);
+                if (k < n_places)
+                        counts[k]++;
+        }
+        for (size_t k = 0; k < n_places; k++) {
+                printf("# innermost pcs in %s: %zu\n", places[k], counts[k]);
+                free(places[k]);
+        }
+
+        /* A stop lands on a one-instruction PLT stub too rarely: put a
+         * thread there, as if it had just called clock_gettime's stub from
+         * vdso_loop (whose first call is that), compare, and put it back. */
+        {
+                const uint8_t *code = (const uint8_t *)(uintptr_t)vdso_loop;
+                uint64_t args[6] = {}, push_addr = 0, push_value = 0, saved_word = 0;
+                struct proc_unwind_stats before, after;
+                struct arch_regs saved, at_plt;
+                const struct arch_regs *r;
+                struct proc_thread *t = NULL;
+                struct arch_insn insn = {};
+                struct proc_stack s = {};
+                size_t off = 0;
+
+                while (off < 256) {
+                        CHECK_OK(arch_decode(code + off, 16, (uint64_t)(uintptr_t)code + off,
+                                             &insn));
+                        if (insn.flags & ARCH_INSN_CALL)
+                                break;
+                        off += insn.len;
+                }
+                CHECK(insn.flags & ARCH_INSN_CALL);
+                CHECK(insn.target != 0);
+
+                CHECK_OK(proc_stop_all(p, &err));
+                for (size_t i = 0; i < proc_n_threads(p) && !t; i++)
+                        if (proc_thread_at(p, i)->tid != pid)
+                                t = proc_thread_at(p, i);
+                CHECK_OK(proc_regs(p, t, &r));
+                saved = at_plt = *r;
+                arch_regs_setup_call(&at_plt, insn.target, args, insn.addr + insn.len,
+                                     &push_addr, &push_value);
+                CHECK(push_addr != 0);
+                CHECK_OK(proc_read(p, push_addr, &saved_word, sizeof(saved_word)));
+                CHECK_OK(proc_write(p, push_addr, &push_value, sizeof(push_value)));
+                CHECK_OK(proc_set_regs(p, t, &at_plt));
+
+                equiv_begin(&q, "a thread at a PLT stub", u);
+                proc_unwinder_stats(u, &before);
+                equiv_one(&q, u, t, 0, &s);
+                proc_unwinder_stats(u, &after);
+                dump_pcs("at the PLT stub", &s);
+                q.max_frames_seen = s.n;
+                CHECK(s.n >= 1 && s.frames[0].pc == insn.target);
+                /* The stub's CFI is an expression: libdw's. */
+                CHECK(after.gave_up_rule == before.gave_up_rule + 1);
+                proc_stack_done(&s);
+                q.stops++;
+                q.threads++;
+                (void)equiv_end(&q, u);
+
+                CHECK_OK(proc_write(p, push_addr, &saved_word, sizeof(saved_word)));
+                CHECK_OK(proc_set_regs(p, t, &saved));
+                CHECK_OK(proc_resume_all(p, &err));
+        }
+        u = (proc_unwinder_free(u), NULL);
+        CHECK_OK(proc_detach(p));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+}
+
+/* The odd victims: garbage stack pointer, code in no object, a frame
+ * pointer frame there. */
+TEST(fast_path_matches_libdw_odd)
+{
+        for (enum odd_mode mode = ODD_GARBAGE_STACK; mode <= ODD_ANON_CODE_FP; mode++) {
+                static const char *const names[] = { "garbage stack", "anonymous code",
+                                                     "anonymous code, frame pointer" };
+                _cleanup_(proc_freep) struct proc *p = NULL;
+                _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+                struct proc_thread *t = NULL;
+                struct errbuf err = {};
+                struct equiv q;
+                pid_t pid;
+
+                pid = odd_start(mode, &p, &t);
+                CHECK_OK(proc_unwinder_new(p, &u, &err));
+                equiv_begin(&q, names[mode], u);
+                equiv_stop(&q, p, u);
+                (void)equiv_end(&q, u);
+                CHECK_OK(proc_resume_all(p, &err));
+                u = (proc_unwinder_free(u), NULL);
+                CHECK_OK(proc_detach(p));
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+        }
+}
+
+/* Frames in patch code (code regions): a thread that called out of the
+ * patch, one spinning inside it, one at a pc without FDE, each with the
+ * region unknown, known without CFI, known with CFI. */
+TEST(fast_path_matches_libdw_code_regions)
+{
+        struct {
+                const char *what;
+                bool (*in_place)(struct proc *, uint64_t);
+        } victims[4];
+        uint64_t entries[4];
+
+#if !defined(__x86_64__)
+        tap_skip("the patch is built for x86-64");
+#endif
+        patch_load(&the_patch);
+        entries[0] = the_patch.calls;
+        entries[1] = the_patch.loop;
+        entries[2] = the_patch.nocfi;
+        victims[0].what = "called from patch code";
+        victims[0].in_place = in_host_spin;
+        victims[1].what = "spinning in patch code";
+        victims[1].in_place = in_patch_loop;
+        victims[2].what = "at a patch pc without FDE";
+        victims[2].in_place = at_patch_nocfi;
+        entries[3] = the_patch.sigframe;
+        victims[3].what = "called from a patch signal frame";
+        victims[3].in_place = in_host_spin;
+        for (size_t k = 0; k < ELEMENTSOF(victims); k++) {
+                _cleanup_(proc_freep) struct proc *p = NULL;
+                _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+                struct proc_code_region regions[2] = { patch_region(&the_patch, true),
+                                                       patch_region(&the_patch, false) };
+                struct proc_thread *t = NULL;
+                struct errbuf err = {};
+                struct equiv q;
+                pid_t pid;
+                char what[128];
+
+                pid = patch_victim_start(entries[k], victims[k].in_place, &p, &t);
+                CHECK_OK(proc_unwinder_new(p, &u, &err));
+                CHECK_OK(proc_resume_all(p, &err));
+                /* Region unknown, known with CFI, known without, with. */
+                for (int round = 0; round < 4; round++) {
+                        static const char *const how[] = { "region unknown", "with CFI",
+                                                           "without CFI", "with CFI again" };
+
+                        if (round == 0)
+                                CHECK_OK(proc_unwinder_set_code(u, NULL, 0, &err));
+                        else
+                                CHECK_OK(proc_unwinder_set_code(u, &regions[round == 2], 1,
+                                                                &err));
+                        snprintf(what, sizeof(what), "%s, %s", victims[k].what, how[round]);
+                        equiv_begin(&q, what, u);
+                        /* The nocfi victim stays in place: it loops on one
+                         * instruction. The others move within their loop. */
+                        equiv_stops(&q, p, u, 30);
+                        (void)equiv_end(&q, u);
+                }
+                CHECK_OK(proc_stop_all(p, &err));
+                patch_victim_end(&p, &u, pid);
+        }
 }
 
 /* ---- The victim keeps running after all this ---------------------------- */

@@ -183,6 +183,14 @@ size_t arch_regs_to_dwarf(const struct arch_regs *r, uint64_t out[ARCH_DWARF_NRE
         return 17;
 }
 
+bool arch_dwarf_ra_is_pc(void)
+{
+        /* libdw's x86-64 backend sets no func_addr_mask and no ra_offset,
+         * and its DWARF register numbers are the psABI's (see
+         * arch_regs_to_dwarf): column 16 holds the return address itself. */
+        return true;
+}
+
 int arch_elf_machine(void)
 {
         return EM_X86_64;
