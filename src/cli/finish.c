@@ -23,31 +23,6 @@ void verb_finish_usage(FILE *f)
 
 int verb_finish(int argc, char **argv)
 {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                {},
-        };
-        _cleanup_free_ struct upd_msg_builder *b = NULL;
-        const char *name;
-        int c, r;
-
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
-                switch (c) {
-                case 'h':
-                        verb_finish_usage(stdout);
-                        return EXIT_OK;
-                default:
-                        return cli_bad_option("finish", c, argv);
-                }
-        }
-        r = cli_name_arg("finish", argc, argv, &name);
-        if (r)
-                return r;
-        b = malloc(sizeof(*b));
-        if (!b)
-                return EXIT_REFUSED;
-        upd_msg_begin(b, UPD_MSG_FINISH);
         /* Finishing waits for the old version to exit (killed after 30 s). */
-        return cli_keeper_call(name, b, 90000);
+        return cli_keeper_simple_verb("finish", argc, argv, verb_finish_usage, UPD_MSG_FINISH, 90000);
 }

@@ -87,3 +87,34 @@ int cli_name_arg(const char *verb, int argc, char **argv, const char **ret)
         *ret = argv[optind];
         return 0;
 }
+
+int cli_keeper_simple_verb(const char *verb, int argc, char **argv, void (*usage)(FILE *f),
+                           unsigned type, int timeout_ms)
+{
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_free_ struct upd_msg_builder *b = NULL;
+        const char *name;
+        int c, r;
+
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        usage(stdout);
+                        return EXIT_OK;
+                default:
+                        return cli_bad_option(verb, c, argv);
+                }
+        }
+        r = cli_name_arg(verb, argc, argv, &name);
+        if (r)
+                return r;
+        b = malloc(sizeof(*b));
+        if (!b)
+                return EXIT_REFUSED;
+        upd_msg_begin(b, (enum upd_msg_type)type);
+        return cli_keeper_call(name, b, timeout_ms);
+}

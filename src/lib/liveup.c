@@ -104,7 +104,11 @@ static bool numbered(enum upd_msg_type type)
                type == UPD_MSG_PREPARED || type == UPD_MSG_FROZEN || type == UPD_MSG_REFUSE;
 }
 
-static int send_empty(struct liveup *lu, enum upd_msg_type type)
+/* Send one message of `type` with the attributes given (name and why may
+ * be NULL; schema only with PRESERVE) and at most one fd. Nothing is sent
+ * outside a keeper or once it is gone. */
+static int send_msg(struct liveup *lu, enum upd_msg_type type, const char *name,
+                    const char *why, uint32_t schema, int fd)
 {
         struct upd_msg_builder *b;
         int r;
@@ -115,51 +119,33 @@ static int send_empty(struct liveup *lu, enum upd_msg_type type)
         if (!b)
                 return -ENOMEM;
         upd_msg_begin(b, type);
-        if (numbered(type))
-                upd_msg_put_u32(b, UPD_TAG_COUNT, lu->seq);
-        r = upd_msg_send(lu->fd, b, NULL, 0);
-        free(b);
-        return r;
-}
-
-static int send_named(struct liveup *lu, enum upd_msg_type type, const char *name,
-                      uint32_t schema, int fd)
-{
-        struct upd_msg_builder *b;
-        int r;
-
-        if (lu->fd < 0 || lu->keeper_lost)
-                return 0;
-        b = malloc(sizeof(*b));
-        if (!b)
-                return -ENOMEM;
-        upd_msg_begin(b, type);
-        upd_msg_put_str(b, UPD_TAG_NAME, name);
+        if (name)
+                upd_msg_put_str(b, UPD_TAG_NAME, name);
+        if (why)
+                upd_msg_put_str(b, UPD_TAG_WHY, why);
         if (type == UPD_MSG_PRESERVE)
                 upd_msg_put_u32(b, UPD_TAG_SCHEMA, schema);
-        upd_msg_put_u32(b, UPD_TAG_COUNT, lu->seq);
+        if (numbered(type))
+                upd_msg_put_u32(b, UPD_TAG_COUNT, lu->seq);
         r = upd_msg_send(lu->fd, b, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
         free(b);
         return r;
 }
 
+static int send_empty(struct liveup *lu, enum upd_msg_type type)
+{
+        return send_msg(lu, type, NULL, NULL, 0, -1);
+}
+
+static int send_named(struct liveup *lu, enum upd_msg_type type, const char *name,
+                      uint32_t schema, int fd)
+{
+        return send_msg(lu, type, name, NULL, schema, fd);
+}
+
 static int send_why(struct liveup *lu, enum upd_msg_type type, const char *why)
 {
-        struct upd_msg_builder *b;
-        int r;
-
-        if (lu->fd < 0 || lu->keeper_lost)
-                return 0;
-        b = malloc(sizeof(*b));
-        if (!b)
-                return -ENOMEM;
-        upd_msg_begin(b, type);
-        upd_msg_put_str(b, UPD_TAG_WHY, why);
-        if (numbered(type))
-                upd_msg_put_u32(b, UPD_TAG_COUNT, lu->seq);
-        r = upd_msg_send(lu->fd, b, NULL, 0);
-        free(b);
-        return r;
+        return send_msg(lu, type, NULL, why, 0, -1);
 }
 
 static struct item *find_item(struct item *v, size_t n, const char *name)
