@@ -70,6 +70,7 @@ struct apply_ctx {
         struct target_func *funcs;
         size_t n_funcs;
         uint64_t base, size, text_size;
+        bool writable;            /* the image has writable sections */
         struct lp_image *img;
         int rec;                 /* index of our journal record, -1: none */
         /* Symbols the patch needs, resolved once: the first link (for a
@@ -382,7 +383,11 @@ static bool overlaps_known(const struct apply_ctx *c, uint64_t start, uint64_t s
 
 /* Map the image at the first free candidate (threads stopped): its code
  * r-x from the start (we write it through /proc/PID/mem, which needs no
- * write permission), the rest rw-. */
+ * write permission), the rest rw-. An image with no writable section
+ * (the usual fix: functions, constants, the GOT, .eh_frame) is one r-x
+ * mapping: one remote syscall instead of two in the window, at the price
+ * of its constants being executable, as in the classic text segment.
+ * Never writable and executable at once. */
 static int map_image(struct apply_ctx *c, struct errbuf *err)
 {
         int r = -ENOSPC;
@@ -394,7 +399,9 @@ static int map_image(struct apply_ctx *c, struct errbuf *err)
                         break;
                 if (!in_reach(c->obj, hint, c->size) || overlaps_known(c, hint, c->size))
                         continue;
-                r = proc_mmap(c->p, hint, c->text_size, PROT_READ | PROT_EXEC,
+                uint64_t rx = c->writable ? c->text_size : c->size;
+
+                r = proc_mmap(c->p, hint, rx, PROT_READ | PROT_EXEC,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0, &got,
                               NULL);
                 if (r == -ESRCH)
@@ -402,11 +409,11 @@ static int map_image(struct apply_ctx *c, struct errbuf *err)
                 if (r < 0)
                         continue;
                 if (got != hint) { /* a kernel without MAP_FIXED_NOREPLACE */
-                        (void)proc_munmap(c->p, got, c->text_size, NULL);
+                        (void)proc_munmap(c->p, got, rx, NULL);
                         r = -ENOSPC;
                         continue;
                 }
-                if (c->size > c->text_size) {
+                if (c->size > rx) {
                         r = proc_mmap(c->p, hint + c->text_size, c->size - c->text_size,
                                       PROT_READ | PROT_WRITE,
                                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0,
@@ -706,7 +713,7 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         r = check_functions(&c, err);
         if (r < 0)
                 goto out;
-        r = lp_link_size(f->image, f->image_size, &res.size, &text_size, err);
+        r = lp_link_size(f->image, f->image_size, &res.size, &text_size, &c.writable, err);
         if (r < 0)
                 goto out;
         c.size = res.size;
@@ -802,6 +809,13 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         r = u ? lp_unwinder_refresh(u, c.reg, err) : lp_unwinder_new(p, c.reg, &u, err);
         if (r < 0)
                 goto err_unprepare;
+        /* Warm its caches with the stacks as the preparation window saw
+         * them: the check then mostly finds the CFI it needs. */
+        for (size_t i = 0; i < proc_n_threads(p); i++) {
+                struct proc_thread *t = proc_thread_at(p, i);
+                if (t && t->last_regs_valid)
+                        proc_unwinder_warm(u, &t->last_regs);
+        }
         log_debug("apply: unwinder ready at %.2f ms", (double)(now_ns() - start) / 1e6);
         r = lp_transition_stop(p, u, ranges, n_ranges, timeout, commit_apply, &c,
                                &res.transition, err);

@@ -48,6 +48,8 @@ struct linker {
         size_t stub_off;   /* start of the stub area */
         size_t max_stubs;
         size_t text_size;  /* page-aligned */
+        size_t rw_start;   /* where writable sections begin */
+        bool has_writable; /* some section is writable (.data, .bss) */
         size_t data_end;
         size_t got_off;
         size_t max_got;
@@ -205,7 +207,10 @@ static int layout(struct linker *l, struct errbuf *err)
                         l->text_size = ALIGN_UP(off, PAGE);
                         off = l->text_size;
                 }
+                if (pass == 1)
+                        l->rw_start = off;
         }
+        l->has_writable = off > l->rw_start;
         off = ALIGN_UP(off, 8);
         l->data_end = off;
         l->got_off = off;
@@ -510,7 +515,7 @@ static int collect_symbols(struct linker *l, struct lp_image *img)
 }
 
 int lp_link_size(const void *elf_image, size_t elf_size, size_t *ret_size, size_t *ret_text_size,
-                 struct errbuf *err)
+                 bool *ret_writable, struct errbuf *err)
 {
         struct linker l = {};
         int r;
@@ -522,6 +527,8 @@ int lp_link_size(const void *elf_image, size_t elf_size, size_t *ret_size, size_
                 *ret_size = l.size;
                 if (ret_text_size)
                         *ret_text_size = l.text_size;
+                if (ret_writable)
+                        *ret_writable = l.has_writable;
         }
         linker_done(&l);
         return r < 0 ? r : 0;

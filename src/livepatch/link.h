@@ -54,9 +54,12 @@ struct lp_image {
 
 /* Upper bounds of the image size and of its text part for this object (to
  * reserve the address range before the final base is known); the image
- * lp_link() makes has exactly these sizes. ret_text_size may be NULL. */
+ * lp_link() makes has exactly these sizes. *ret_writable: whether some
+ * section must be writable in the target (.data, .bss; the GOT slots are
+ * filled before the image is copied in). ret_text_size and ret_writable
+ * may be NULL. */
 int lp_link_size(const void *elf_image, size_t elf_size, size_t *ret_size, size_t *ret_text_size,
-                 struct errbuf *err);
+                 bool *ret_writable, struct errbuf *err);
 
 /* Link the ET_REL object in elf_image for `base`. */
 int lp_link(const void *elf_image, size_t elf_size, uint64_t base, lp_resolve_fn resolve,

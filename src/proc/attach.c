@@ -176,6 +176,10 @@ static int resume_raw(struct proc *p, struct proc_thread *t, int sig)
                 return -errno;
         }
         t->state = PROC_THREAD_RUNNING;
+        if (t->saved_valid || (t->regs_valid && !t->regs_dirty)) {
+                t->last_regs = t->saved_valid ? t->saved_regs : t->regs;
+                t->last_regs_valid = true;
+        }
         t->regs_valid = false;
         t->saved_valid = false;
         t->regs_dirty = false;

@@ -88,6 +88,11 @@ struct proc_thread {
         bool want_stop;       /* proc_stop_thread(): keep its next stop */
         int stop_kind;        /* PROC_STOP_*, what kind of stop it is in */
         bool visited;         /* proc_stop_all_visit() called back for it */
+        /* Its registers at its last stop (as found there), kept after it
+         * resumes: stale, only good for warming caches before the next
+         * stop (proc_unwinder_warm). */
+        struct arch_regs last_regs;
+        bool last_regs_valid;
 };
 
 /* Options of proc_attach(). */

@@ -1282,10 +1282,10 @@ static int stack_push(struct proc_stack *s, size_t *cap, size_t max_frames,
 /* Unwind from registers r with the cached rules, the same stack as
  * unwind_libdw() would find: see the top of the file. Returns 0 with the
  * stack in *ret, a gave_up reason (> 0, nothing in *ret), or -ENOMEM. */
-static int unwind_fast(struct proc_unwinder *u, struct proc_thread *t,
-                       const struct arch_regs *r, size_t max_frames, struct proc_stack *ret)
+static int unwind_fast(struct proc_unwinder *u, pid_t tid, const struct arch_regs *r,
+                       size_t max_frames, struct proc_stack *ret)
 {
-        _cleanup_(proc_stack_done) struct proc_stack s = { .tid = t->tid };
+        _cleanup_(proc_stack_done) struct proc_stack s = { .tid = tid };
         uint64_t regs[ARCH_DWARF_NREGS] = {};
         uint32_t set;
         uint64_t pc = arch_regs_pc(r);
@@ -1361,7 +1361,7 @@ int proc_unwind_thread(struct proc_unwinder *u, struct proc_thread *t, size_t ma
         if (max_frames == 0)
                 max_frames = DEFAULT_MAX_FRAMES;
 
-        r = u->path == PROC_UNWIND_AUTO ? unwind_fast(u, t, regs, max_frames, &s) : GAVE_UP_RULE;
+        r = u->path == PROC_UNWIND_AUTO ? unwind_fast(u, t->tid, regs, max_frames, &s) : GAVE_UP_RULE;
         if (r < 0)
                 return r;
         if (r == 0) {
@@ -1387,4 +1387,14 @@ int proc_unwind_thread(struct proc_unwinder *u, struct proc_thread *t, size_t ma
                           s.reason);
         *ret = s;
         return 0;
+}
+
+void proc_unwinder_warm(struct proc_unwinder *u, const struct arch_regs *regs)
+{
+        struct proc_stack s = {};
+
+        if (u->path != PROC_UNWIND_AUTO)
+                return;
+        if (unwind_fast(u, 0, regs, 64, &s) == 0)
+                proc_stack_done(&s);
 }

@@ -91,6 +91,16 @@ struct proc_unwind_stats {
 
 void proc_unwinder_stats(const struct proc_unwinder *u, struct proc_unwind_stats *ret);
 
+/* Warm the unwinder's caches for a stack a later stop will likely show:
+ * unwind from `regs` (a thread's registers at an earlier stop,
+ * proc_thread.last_regs) against the memory as it is now, though the
+ * thread runs. The result is thrown away; what stays is the CFI looked up
+ * for each pc met, which depends on the pc alone, so a stale or torn
+ * stack costs only wasted lookups. Call it outside stop windows: that is
+ * its point (a fresh unwinder's first stack cost ~100 µs of CFI lookups
+ * inside the window, the others ~10 µs each). */
+void proc_unwinder_warm(struct proc_unwinder *u, const struct arch_regs *regs);
+
 /* Unwind stopped thread `t` (at most `max_frames`, 0: 256). Frames go to
  * *ret (owned by the caller: proc_stack_done()). Returns 0 even when the
  * unwind stopped early (see ret->error); < 0 only when nothing could be

@@ -6,11 +6,12 @@
 # its static lpt_calls, it calls libc; `patches` shows it (text and
 # JSON); revert brings the original back; the process lives on and exits
 # normally. Then: a patch whose libc calls are GNU indirect functions, a
+# patch with data of its own (two mappings: code r-x, data rw-), a
 # patch calling into another object of the process (liblpt.so from the
 # executable), and the --json output of apply and revert.
 . "${LIVEUP_TESTS_DIR:-$(dirname "$0")}/lplib.sh"
 
-plan 69
+plan 74
 
 # variant PROGRAM TARGET: 13 tests.
 variant() {
@@ -124,6 +125,30 @@ ok $? "fix-ifunc: compute(x) is x + 300 again"
 run_liveup revert "$pid"
 behaves 0 1
 ok $? "fix-ifunc: reverted again"
+
+# A patch with data of its own (.data and .bss, written on every call):
+# its code r-x, its data rw-, nothing both.
+build_patch fix-data fix-data lpt-pie-o2
+ok $? "fix-data.c builds"
+run_liveup apply --json "$pid" "$T/fix-data.lpo"
+[ $LU_RC -eq 0 ]
+ok $? "fix-data: apply exits 0"
+behaves 0 400
+ok $? "fix-data: compute(x) is x + 400 (the patch writes its own statics)"
+"$PYTHON" - "$T/lu.out" /proc/"$pid"/maps <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))['processes'][0]
+img, size = int(p['image'], 16), p['image_size']
+maps = [l.split() for l in open(sys.argv[2])]
+mine = [m for m in maps if img <= int(m[0].split('-')[0], 16) < img + size]
+perms = [m[1] for m in mine]
+wx = [m for m in maps if 'w' in m[1] and 'x' in m[1]]
+sys.exit(0 if perms == ['r-xp', 'rw-p'] and not wx else 1)
+PY
+ok $? "fix-data: the image is two mappings, code r-x and data rw-; nothing writable and executable"
+run_liveup revert "$pid"
+behaves 0 1
+ok $? "fix-data: reverted"
 
 # apply --json.
 build_patch fix-100-json fix-100 lpt-pie-o2

@@ -106,7 +106,7 @@ static void link_and_call(const char *opt, bool near)
         void *hint, *mem;
         uint64_t a;
 
-        CHECK_OK(lp_link_size(o, osize, &size, NULL, &e));
+        CHECK_OK(lp_link_size(o, osize, &size, NULL, NULL, &e));
         hint = near ? (void *)(((uintptr_t)host_add + (256u << 20)) & ~(uintptr_t)4095) : NULL;
         mem = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         CHECK(mem != MAP_FAILED);
@@ -240,7 +240,7 @@ static void check_eh_frame(const char *opt, bool near)
         struct fde fdes[32];
         uint64_t base;
 
-        CHECK_OK(lp_link_size(o, osize, &size, NULL, &e));
+        CHECK_OK(lp_link_size(o, osize, &size, NULL, NULL, &e));
         base = near ? ((uint64_t)(uintptr_t)host_add + (256u << 20)) & ~4095ull : 0x10000000;
         CHECK_OK(lp_link(o, osize, base, resolve, NULL, &img, &e));
         CHECK(img->eh_frame_size > 0);
@@ -305,7 +305,7 @@ TEST(rejects_garbage_and_truncation)
         size_t osize, size;
         _cleanup_free_ uint8_t *o = read_all(obj, &osize);
 
-        CHECK(lp_link_size("junk", 4, &size, NULL, &e) < 0);
+        CHECK(lp_link_size("junk", 4, &size, NULL, NULL, &e) < 0);
         /* Every truncation fails cleanly or links; none crashes. */
         for (size_t n = 0; n < osize; n += 7) {
                 struct lp_image *img = NULL;

@@ -682,7 +682,7 @@ static void patch_load(struct patch *ret)
         unlink(obj);
         rmdir(dir);
 
-        CHECK_OK(lp_link_size(o, osize, &size, NULL, &err));
+        CHECK_OK(lp_link_size(o, osize, &size, NULL, NULL, &err));
         mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         CHECK(mem != MAP_FAILED);
         *ret = (struct patch){ .base = (uint64_t)(uintptr_t)mem };
