@@ -474,9 +474,14 @@ static void *odd_main(void *arg)
         return NULL;
 }
 
-/* Fork the odd victim, attach, and stop it once its second thread is in
- * place (it may be a few instructions short of it at first). */
-static pid_t odd_start(enum odd_mode mode, struct proc **ret_p, struct proc_thread **ret_t)
+/* Fork a victim whose second thread runs fn(arg) (and sets odd_started
+ * when it has begun), attach, and stop it once that thread is where
+ * in_place() says (it may be a few instructions short at first); up to
+ * `tries` stops. */
+static pid_t in_place_victim_start(void *(*fn)(void *), void *arg, int tries,
+                                   bool (*in_place)(struct proc *, const struct arch_regs *),
+                                   const char *what, struct proc **ret_p,
+                                   struct proc_thread **ret_t)
 {
         struct errbuf err = {};
         struct proc *p = NULL;
@@ -484,6 +489,58 @@ static pid_t odd_start(enum odd_mode mode, struct proc **ret_p, struct proc_thre
         char c;
         pid_t pid;
 
+        CHECK(pipe2(ready, O_CLOEXEC) == 0);
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                pthread_t th;
+
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (pthread_create(&th, NULL, fn, arg) != 0)
+                        _exit(1);
+                while (!atomic_load(&odd_started))
+                        ;
+                (void)!write(ready[1], "r", 1);
+                for (;;)
+                        pause();
+        }
+        close(ready[1]);
+        CHECK(read(ready[0], &c, 1) == 1);
+        close(ready[0]);
+
+        CHECK_OK(proc_attach(pid, NULL, &p, &err));
+        CHECK(proc_n_threads(p) == 2);
+        for (int k = 0; k < tries; k++) {
+                struct proc_thread *t = proc_thread_at(p, 0)->tid == pid ? proc_thread_at(p, 1)
+                                                                          : proc_thread_at(p, 0);
+                const struct arch_regs *r;
+
+                CHECK_OK(proc_stop_all(p, &err));
+                CHECK_OK(proc_regs(p, t, &r));
+                if (in_place(p, r)) {
+                        *ret_p = p;
+                        *ret_t = t;
+                        return pid;
+                }
+                CHECK_OK(proc_resume_all(p, &err));
+        }
+        fprintf(stderr, "# %s never got in place\n", what);
+        CHECK(!"the victim's thread never got in place");
+        return -1;
+}
+
+static enum odd_mode odd_place_mode;
+
+static bool odd_in_place(struct proc *p, const struct arch_regs *r)
+{
+        return odd_place_mode == ODD_GARBAGE_STACK ? arch_regs_sp(r) == GARBAGE_SP
+                                                   : arch_regs_pc(r) == odd_pc;
+}
+
+/* Fork the odd victim, attach, and stop it once its second thread is in
+ * place (it may be a few instructions short of it at first). */
+static pid_t odd_start(enum odd_mode mode, struct proc **ret_p, struct proc_thread **ret_t)
+{
 #if !defined(__x86_64__)
         tap_skip("the odd victims are x86-64 assembly");
 #endif
@@ -502,44 +559,9 @@ static pid_t odd_start(enum odd_mode mode, struct proc **ret_p, struct proc_thre
                         memcpy(odd_code, fp_loop, sizeof(fp_loop));
                 odd_pc = (uint64_t)(uintptr_t)odd_code + (mode == ODD_ANON_CODE ? 0 : 4);
         }
-        CHECK(pipe2(ready, O_CLOEXEC) == 0);
-        pid = fork();
-        CHECK(pid >= 0);
-        if (pid == 0) {
-                pthread_t th;
-
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (pthread_create(&th, NULL, odd_main, (void *)(intptr_t)mode) != 0)
-                        _exit(1);
-                while (!atomic_load(&odd_started))
-                        ;
-                (void)!write(ready[1], "r", 1);
-                for (;;)
-                        pause();
-        }
-        close(ready[1]);
-        CHECK(read(ready[0], &c, 1) == 1);
-        close(ready[0]);
-
-        CHECK_OK(proc_attach(pid, NULL, &p, &err));
-        CHECK(proc_n_threads(p) == 2);
-        for (int tries = 0; tries < 100; tries++) {
-                struct proc_thread *t = proc_thread_at(p, 0)->tid == pid ? proc_thread_at(p, 1)
-                                                                          : proc_thread_at(p, 0);
-                const struct arch_regs *r;
-
-                CHECK_OK(proc_stop_all(p, &err));
-                CHECK_OK(proc_regs(p, t, &r));
-                if (mode == ODD_GARBAGE_STACK ? arch_regs_sp(r) == GARBAGE_SP
-                                              : arch_regs_pc(r) == odd_pc) {
-                        *ret_p = p;
-                        *ret_t = t;
-                        return pid;
-                }
-                CHECK_OK(proc_resume_all(p, &err));
-        }
-        CHECK(!"the odd thread never got in place");
-        return -1;
+        odd_place_mode = mode;
+        return in_place_victim_start(odd_main, (void *)(intptr_t)mode, 100, odd_in_place,
+                                     "the odd thread", ret_p, ret_t);
 }
 
 static void odd_unwind(enum odd_mode mode, struct proc_stack *ret)
@@ -718,53 +740,20 @@ static void *patch_thread(void *arg)
 
 /* Fork a victim whose second thread calls `entry` in the patch, attach,
  * and stop it once that thread is where in_place() says. */
+static bool (*patch_in_place)(struct proc *, uint64_t pc);
+
+static bool patch_in_place_regs(struct proc *p, const struct arch_regs *r)
+{
+        return patch_in_place(p, arch_regs_pc(r));
+}
+
 static pid_t patch_victim_start(uint64_t entry, bool (*in_place)(struct proc *, uint64_t pc),
                                 struct proc **ret_p, struct proc_thread **ret_t)
 {
-        struct errbuf err = {};
-        struct proc *p = NULL;
-        int ready[2];
-        char c;
-        pid_t pid;
-
         patch_entry = entry;
-        CHECK(pipe2(ready, O_CLOEXEC) == 0);
-        pid = fork();
-        CHECK(pid >= 0);
-        if (pid == 0) {
-                pthread_t th;
-
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (pthread_create(&th, NULL, patch_thread, NULL) != 0)
-                        _exit(1);
-                while (!atomic_load(&odd_started))
-                        ;
-                (void)!write(ready[1], "r", 1);
-                for (;;)
-                        pause();
-        }
-        close(ready[1]);
-        CHECK(read(ready[0], &c, 1) == 1);
-        close(ready[0]);
-
-        CHECK_OK(proc_attach(pid, NULL, &p, &err));
-        CHECK(proc_n_threads(p) == 2);
-        for (int tries = 0; tries < 1000; tries++) {
-                struct proc_thread *t = proc_thread_at(p, 0)->tid == pid ? proc_thread_at(p, 1)
-                                                                          : proc_thread_at(p, 0);
-                const struct arch_regs *r;
-
-                CHECK_OK(proc_stop_all(p, &err));
-                CHECK_OK(proc_regs(p, t, &r));
-                if (in_place(p, arch_regs_pc(r))) {
-                        *ret_p = p;
-                        *ret_t = t;
-                        return pid;
-                }
-                CHECK_OK(proc_resume_all(p, &err));
-        }
-        CHECK(!"the patch thread never got in place");
-        return -1;
+        patch_in_place = in_place;
+        return in_place_victim_start(patch_thread, NULL, 1000, patch_in_place_regs,
+                                     "the patch thread", ret_p, ret_t);
 }
 
 static struct patch the_patch;
