@@ -904,25 +904,6 @@ static void usage(FILE *f)
                    "  --liveup PATH   the liveup binary (default $LIVEUP, or the build's)\n");
 }
 
-static int parse_threads(const char *s, struct options *o)
-{
-        _cleanup_free_ char *copy = strdup(s);
-        char *save = NULL;
-
-        if (!copy)
-                return -ENOMEM;
-        o->n_threads = 0;
-        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                pid_t v;
-
-                if (o->n_threads == ELEMENTSOF(o->threads) || parse_pid(tok, &v) < 0 ||
-                    v > 4096)
-                        return -EINVAL;
-                o->threads[o->n_threads++] = (unsigned)v;
-        }
-        return o->n_threads ? 0 : -EINVAL;
-}
-
 static void remove_tmpdir(void)
 {
         static const char *const names[] = { "count.c", "count.lpo", "callee.c",
@@ -974,18 +955,16 @@ int main(int argc, char **argv)
                 case 'j':
                         o.json = true;
                         break;
-                case 'r': {
-                        pid_t v;
-                        if (parse_pid(optarg, &v) < 0 || v < 2 || v > 100000) {
+                case 'r':
+                        if (parse_reps(optarg, &o.reps) < 0) {
                                 fprintf(stderr, "bench-apply: bad --reps '%s' (2..100000)\n",
                                         optarg);
                                 return 2;
                         }
-                        o.reps = (unsigned)v;
                         break;
-                }
                 case 't':
-                        if (parse_threads(optarg, &o) < 0) {
+                        if (parse_thread_list(optarg, o.threads, ELEMENTSOF(o.threads),
+                                              &o.n_threads) < 0) {
                                 fprintf(stderr, "bench-apply: bad --threads '%s'\n", optarg);
                                 return 2;
                         }

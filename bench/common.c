@@ -189,3 +189,34 @@ void json_error(const char *e)
                 printf("null");
 }
 
+
+int parse_thread_list(const char *s, unsigned *threads, size_t max, size_t *ret_n)
+{
+        _cleanup_free_ char *copy = strdup(s);
+        char *save = NULL;
+        size_t n = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                pid_t v;
+
+                if (n == max || parse_pid(tok, &v) < 0 || v > 4096)
+                        return -EINVAL;
+                threads[n++] = (unsigned)v;
+        }
+        if (n == 0)
+                return -EINVAL;
+        *ret_n = n;
+        return 0;
+}
+
+int parse_reps(const char *s, unsigned *ret)
+{
+        pid_t v;
+
+        if (parse_pid(s, &v) < 0 || v < 2 || v > 100000)
+                return -EINVAL;
+        *ret = (unsigned)v;
+        return 0;
+}

@@ -49,3 +49,8 @@ void fmt_stat(char *buf, size_t size, const struct stats *s);
 void json_stat(const char *name, const struct stats *s, bool comma);
 void json_string(const char *s);
 void json_error(const char *e);
+
+/* Options the benches share: --threads LIST ("1,16,64", each 1..4096,
+ * at most max of them) and --reps N (2..100000). -EINVAL when bad. */
+int parse_thread_list(const char *s, unsigned *threads, size_t max, size_t *ret_n);
+int parse_reps(const char *s, unsigned *ret);

@@ -578,25 +578,6 @@ static void usage(FILE *f)
                    "                  the build's tests/victims)\n");
 }
 
-static int parse_threads(const char *s, struct options *o)
-{
-        _cleanup_free_ char *copy = strdup(s);
-        char *save = NULL;
-
-        if (!copy)
-                return -ENOMEM;
-        o->n_threads = 0;
-        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                pid_t v;
-
-                if (o->n_threads == ELEMENTSOF(o->threads) || parse_pid(tok, &v) < 0 ||
-                    v > 4096)
-                        return -EINVAL;
-                o->threads[o->n_threads++] = (unsigned)v;
-        }
-        return o->n_threads ? 0 : -EINVAL;
-}
-
 int main(int argc, char **argv)
 {
         static const struct option longopts[] = {
@@ -632,18 +613,16 @@ int main(int argc, char **argv)
                 case 'j':
                         o.json = true;
                         break;
-                case 'r': {
-                        pid_t v;
-                        if (parse_pid(optarg, &v) < 0 || v < 2 || v > 100000) {
+                case 'r':
+                        if (parse_reps(optarg, &o.reps) < 0) {
                                 fprintf(stderr, "bench-stop: bad --reps '%s' (2..100000)\n",
                                         optarg);
                                 return 2;
                         }
-                        o.reps = (unsigned)v;
                         break;
-                }
                 case 't':
-                        if (parse_threads(optarg, &o) < 0) {
+                        if (parse_thread_list(optarg, o.threads, ELEMENTSOF(o.threads),
+                                              &o.n_threads) < 0) {
                                 fprintf(stderr, "bench-stop: bad --threads '%s'\n", optarg);
                                 return 2;
                         }
