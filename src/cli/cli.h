@@ -55,9 +55,11 @@ struct upd_msg_builder;
  * (also when the keeper cannot be reached or says nothing within
  * timeout_ms). */
 int cli_keeper_call(const char *name, struct upd_msg_builder *b, int timeout_ms);
-/* The one NAME operand of a verb at argv[optind] (getopt done): 0, or log
- * a usage error and return EXIT_USAGE. */
-int cli_name_arg(const char *verb, int argc, char **argv, const char **ret);
+/* The one operand of a verb at argv[optind] (getopt done), `what` naming
+ * it in the error ("PID", "FILE.lpo"): 0, or log a usage error and return
+ * EXIT_USAGE. */
+int cli_one_operand(const char *verb, const char *what, int argc, char **argv,
+                    const char **ret);
 /* A verb whose only operand is NAME and whose request is one message of
  * `type` (an enum upd_msg_type) with no attribute: finish, cancel. */
 int cli_keeper_simple_verb(const char *verb, int argc, char **argv, void (*usage)(FILE *f),

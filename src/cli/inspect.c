@@ -343,6 +343,7 @@ int verb_inspect(int argc, char **argv)
         _cleanup_(contents_done) struct contents c = {};
         struct errbuf err = {};
         bool json = false;
+        const char *file;
         int ch, r;
 
         opterr = 0;
@@ -361,22 +362,16 @@ int verb_inspect(int argc, char **argv)
                         return cli_bad_option("inspect", ch, argv);
                 }
         }
-        if (optind >= argc) {
-                log_error("inspect: missing FILE.lpo (try 'liveup inspect --help')");
-                return EXIT_USAGE;
-        }
-        if (argc - optind > 1) {
-                log_error("inspect: unexpected argument '%s' (try 'liveup inspect --help')",
-                          argv[optind + 1]);
-                return EXIT_USAGE;
-        }
+        r = cli_one_operand("inspect", "FILE.lpo", argc, argv, &file);
+        if (r)
+                return r;
 
-        r = lp_file_open(argv[optind], &p, &err);
+        r = lp_file_open(file, &p, &err);
         if (r < 0) {
                 if (err.msg[0])
                         log_error("%s", err.msg);
                 else
-                        log_error("'%s': %s", argv[optind], cli_strerror(r));
+                        log_error("'%s': %s", file, cli_strerror(r));
                 return r == -ENOMEM ? EXIT_REFUSED : EXIT_USAGE;
         }
         r = read_contents(p, &c);

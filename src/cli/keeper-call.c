@@ -73,21 +73,6 @@ int cli_keeper_call(const char *name, struct upd_msg_builder *b, int timeout_ms)
         }
 }
 
-int cli_name_arg(const char *verb, int argc, char **argv, const char **ret)
-{
-        if (optind >= argc) {
-                log_error("%s: missing service NAME (try 'liveup %s --help')", verb, verb);
-                return EXIT_USAGE;
-        }
-        if (argc - optind > 1) {
-                log_error("%s: unexpected argument '%s' (try 'liveup %s --help')", verb,
-                          argv[optind + 1], verb);
-                return EXIT_USAGE;
-        }
-        *ret = argv[optind];
-        return 0;
-}
-
 int cli_keeper_simple_verb(const char *verb, int argc, char **argv, void (*usage)(FILE *f),
                            unsigned type, int timeout_ms)
 {
@@ -109,7 +94,7 @@ int cli_keeper_simple_verb(const char *verb, int argc, char **argv, void (*usage
                         return cli_bad_option(verb, c, argv);
                 }
         }
-        r = cli_name_arg(verb, argc, argv, &name);
+        r = cli_one_operand(verb, "service NAME", argc, argv, &name);
         if (r)
                 return r;
         b = malloc(sizeof(*b));

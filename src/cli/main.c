@@ -148,6 +148,22 @@ void cli_release_signals(const sigset_t *saved)
         sigprocmask(SIG_SETMASK, saved, NULL);
 }
 
+int cli_one_operand(const char *verb, const char *what, int argc, char **argv,
+                    const char **ret)
+{
+        if (optind >= argc) {
+                log_error("%s: missing %s (try 'liveup %s --help')", verb, what, verb);
+                return EXIT_USAGE;
+        }
+        if (argc - optind > 1) {
+                log_error("%s: unexpected argument '%s' (try 'liveup %s --help')", verb,
+                          argv[optind + 1], verb);
+                return EXIT_USAGE;
+        }
+        *ret = argv[optind];
+        return 0;
+}
+
 int cli_bad_option(const char *verb, int c, char **argv)
 {
         /* getopt leaves optind past the offending argument. */

@@ -548,6 +548,7 @@ int verb_stacks(int argc, char **argv)
         struct snapshot snap = {};
         struct errbuf err = {};
         size_t n_seen = 0;
+        const char *arg;
         pid_t pid;
         int c, r, status;
 
@@ -578,17 +579,11 @@ int verb_stacks(int argc, char **argv)
                         return cli_bad_option("stacks", c, argv);
                 }
         }
-        if (optind >= argc) {
-                log_error("stacks: missing PID (try 'liveup stacks --help')");
-                return EXIT_USAGE;
-        }
-        if (argc - optind > 1) {
-                log_error("stacks: unexpected argument '%s' (try 'liveup stacks --help')",
-                          argv[optind + 1]);
-                return EXIT_USAGE;
-        }
-        if (parse_pid(argv[optind], &pid) < 0) {
-                log_error("invalid pid '%s': not a positive number", argv[optind]);
+        r = cli_one_operand("stacks", "PID", argc, argv, &arg);
+        if (r)
+                return r;
+        if (parse_pid(arg, &pid) < 0) {
+                log_error("invalid pid '%s': not a positive number", arg);
                 return EXIT_USAGE;
         }
 

@@ -82,7 +82,7 @@ int verb_update(int argc, char **argv)
                         return cli_bad_option("update", c, argv);
                 }
         }
-        r = cli_name_arg("update", opt_argc, argv, &name);
+        r = cli_one_operand("update", "service NAME", opt_argc, argv, &name);
         if (r)
                 return r;
         if (cmd && !cmd[0]) {
