@@ -22,6 +22,7 @@
 #include "build/needed.h"
 
 #include "arch/arch.h"
+#include "elf/elf.h"
 
 #include <fcntl.h>
 #include <gelf.h>
@@ -51,13 +52,6 @@ struct lb_needed {
         char **sys_dirs;
         size_t n_sys_dirs;
 };
-
-static pthread_once_t libelf_once = PTHREAD_ONCE_INIT;
-
-static void libelf_init(void)
-{
-        (void)elf_version(EV_CURRENT);
-}
 
 void lb_needed_free(struct lb_needed *n)
 {
@@ -467,7 +461,7 @@ int lb_needed_open(const char *path, struct lb_needed **ret, struct errbuf *err)
         GElf_Ehdr eh;
         int r;
 
-        pthread_once(&libelf_once, libelf_init);
+        (void)elf_library_init();
         n = calloc(1, sizeof(*n));
         if (!n)
                 return -ENOMEM;

@@ -68,13 +68,6 @@ static const char *const gcc_flags[] = {
         "-fkeep-static-functions",
 };
 
-static pthread_once_t libelf_once = PTHREAD_ONCE_INIT;
-
-static void libelf_init(void)
-{
-        (void)elf_version(EV_CURRENT);
-}
-
 /* ---- String lists -------------------------------------------------------- */
 
 struct strv {
@@ -383,7 +376,7 @@ static int object_open(const char *path, const char *fix, struct object *ret,
         }
         o.image = text;
         o.size = len;
-        pthread_once(&libelf_once, libelf_init);
+        (void)elf_library_init();
         o.elf = elf_memory(o.image, o.size);
         if (!o.elf) {
                 object_done(&o);

@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 
 #include "base/log.h"
+#include "elf/elf.h"
 #include "livepatch/format.h"
 
 #include <gelf.h>
@@ -126,7 +127,7 @@ static int read_contents(const struct lp_file *p, struct contents *c)
         size_t shstrndx = 0, n = 0;
         int r;
 
-        (void)elf_version(EV_CURRENT);
+        (void)elf_library_init();
         c->image = malloc(MAX(p->image_size, (size_t)1));
         if (!c->image)
                 return -ENOMEM;

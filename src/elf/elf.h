@@ -14,6 +14,7 @@
 #include "base/procfs.h"
 #include "base/util.h"
 
+#include <libelf.h>
 #include <sys/types.h>
 
 enum elf_sym_type {
@@ -50,6 +51,13 @@ struct elf_section {
         uint64_t flags;  /* SHF_* */
         uint32_t type;   /* SHT_* */
 };
+
+/* libelf's version handshake, done once per process: every user of
+ * libelf in liveup calls this before its first elf_begin()/elf_memory().
+ * -ENOTSUP when the libelf found is too old for us. */
+int elf_library_init(void);
+/* Scope cleanup for a bare Elf handle: _cleanup_(elf_endp) Elf *e. */
+void elf_endp(Elf **e);
 
 struct elf_file;
 

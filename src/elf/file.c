@@ -25,13 +25,20 @@
 #define BUILD_ID_MAX 64
 
 static pthread_once_t libelf_once = PTHREAD_ONCE_INIT;
+static bool libelf_ok;
 
 static void libelf_init(void)
 {
-        (void)elf_version(EV_CURRENT);
+        libelf_ok = elf_version(EV_CURRENT) != EV_NONE;
 }
 
-static void elf_endp(Elf **e)
+int elf_library_init(void)
+{
+        pthread_once(&libelf_once, libelf_init);
+        return libelf_ok ? 0 : -ENOTSUP;
+}
+
+void elf_endp(Elf **e)
 {
         if (*e)
                 elf_end(*e);
@@ -301,7 +308,7 @@ int elf_file_open_fd(int fd, const char *path, struct elf_file **ret, struct err
         _cleanup_(elf_file_freep) struct elf_file *f = NULL;
         int r;
 
-        pthread_once(&libelf_once, libelf_init);
+        (void)elf_library_init();
         f = elf_file_alloc(path);
         if (!f)
                 return -ENOMEM;
@@ -325,7 +332,7 @@ int elf_file_open_memory(void *image, size_t size, const char *name, struct elf_
         _cleanup_(elf_file_freep) struct elf_file *f = NULL;
         int r;
 
-        pthread_once(&libelf_once, libelf_init);
+        (void)elf_library_init();
         f = elf_file_alloc(name);
         if (!f)
                 return -ENOMEM;

@@ -30,6 +30,7 @@
  * the metadata's strings, which every name in it points into. It is
  * immutable once returned. */
 #include "livepatch/format.h"
+#include "elf/elf.h"
 
 #include "arch/arch.h"
 
@@ -74,19 +75,6 @@ void lp_file_free(struct lp_file *f)
         free(f->image);
         free(f->path);
         free(f);
-}
-
-static pthread_once_t libelf_once = PTHREAD_ONCE_INIT;
-
-static void libelf_init(void)
-{
-        (void)elf_version(EV_CURRENT);
-}
-
-static void elf_endp(Elf **e)
-{
-        if (*e)
-                elf_end(*e);
 }
 
 /* ---- Strings ------------------------------------------------------------ */
@@ -593,7 +581,7 @@ static int parse_image(void *image, size_t size, const char *name, struct lp_fil
                 return -ENOEXEC;
         }
 
-        pthread_once(&libelf_once, libelf_init);
+        (void)elf_library_init();
         work = malloc(size);
         if (!work)
                 return -ENOMEM;

@@ -11,6 +11,7 @@
  *   it. */
 #include "livepatch/link.h"
 #include "arch/arch.h"
+#include "elf/elf.h"
 
 #include <gelf.h>
 #include <inttypes.h>
@@ -75,7 +76,7 @@ static int open_object(struct linker *l, const void *image, size_t size, struct 
 {
         GElf_Ehdr eh;
 
-        if (elf_version(EV_CURRENT) == EV_NONE)
+        if (elf_library_init() < 0)
                 return -ENOTSUP;
         l->copy = malloc(size ? size : 1);
         if (!l->copy)

@@ -26,8 +26,8 @@ fi
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
         -D_GNU_SOURCE -std=gnu11 -I"$here/src" $(pkg-config --cflags capstone) \
         "$here/tests/fuzz/fuzz-lpo.c" "$here/src/livepatch/format.c" \
-        "$here/src/base/util.c" "$here/src/base/log.c" "$here/src/arch/x86_64/"*.c \
-        $(pkg-config --libs libelf capstone) -lm -o "$out/fuzz-lpo"
+        "$here/src/elf/"*.c "$here/src/base/"*.c "$here/src/arch/x86_64/"*.c \
+        $(pkg-config --libs libelf libdw capstone) -lm -o "$out/fuzz-lpo"
 
 if [ $# -ge 2 ]; then
         cp "$2"/* "$out/corpus/" 2>/dev/null || true
