@@ -38,6 +38,27 @@ served_pid() {
         hget "$1" | cut -f2 | sed -n 's/.* pid=\([0-9]*\).*/\1/p'
 }
 
+# Under the load already running: new versions of service $1 (command
+# $2 ...) that crash, hang past a 0.5 s timeout and exit before they are
+# ready are each cancelled (3 tests), 0.5 s apart so the old version
+# serves between them.
+failing_new_versions() {
+        fv_svc=$1
+        shift
+        run "$LIVEUP" update "$fv_svc" -- "$@" --fail crash
+        test "$RC" = 1 && echo "$ERR" | grep -q "killed by signal 6"
+        ok $? "a crashing new version: update cancelled ($(echo "$ERR" | tail -n 1))"
+        sleep 0.5
+        run "$LIVEUP" update "$fv_svc" --timeout 0.5 -- "$@" --fail hang
+        test "$RC" = 1 && echo "$ERR" | grep -q "not ready within 0.5 s"
+        ok $? "a hanging new version: cancelled at the timeout ($(echo "$ERR" | tail -n 1))"
+        sleep 0.5
+        run "$LIVEUP" update "$fv_svc" -- "$@" --fail exit
+        test "$RC" = 1 && echo "$ERR" | grep -q "exited with status 3"
+        ok $? "a new version that exits: cancelled"
+        sleep 0.5
+}
+
 wrk_start() {
         wrk -t2 -c$WRK_CONNS -d"$1"s --timeout 2s --latency "http://127.0.0.1:$PORT/" \
                 > "$T/wrk.out" 2>&1 &

@@ -51,18 +51,7 @@ cur=$(st nh old_pid)
 steady_start
 wrk_start 6
 sleep 1
-run "$LIVEUP" update nh -- "$NH" --port "$PORT" --fail crash
-test "$RC" = 1 && echo "$ERR" | grep -q "killed by signal 6"
-ok $? "a crashing new version: update cancelled"
-sleep 0.5
-run "$LIVEUP" update nh --timeout 0.5 -- "$NH" --port "$PORT" --fail hang
-test "$RC" = 1 && echo "$ERR" | grep -q "not ready within 0.5 s"
-ok $? "a hanging new version: cancelled at the timeout"
-sleep 0.5
-run "$LIVEUP" update nh -- "$NH" --port "$PORT" --fail exit
-test "$RC" = 1 && echo "$ERR" | grep -q "exited with status 3"
-ok $? "a new version that exits: cancelled"
-sleep 0.5
+failing_new_versions nh "$NH" --port "$PORT"
 test "$(served_pid /)" = "$cur"
 ok $? "the old version (pid $cur) still serves"
 wrk_check

@@ -61,18 +61,7 @@ cur=$(st ch old_pid)
 steady_start
 wrk_start 8
 sleep 1
-run "$LIVEUP" update ch -- "$CH2" --port "$PORT" --fail crash
-test "$RC" = 1 && echo "$ERR" | grep -q "killed by signal 6"
-ok $? "a crashing new version: update cancelled ($(echo "$ERR" | tail -n 1))"
-sleep 0.5
-run "$LIVEUP" update ch --timeout 0.5 -- "$CH2" --port "$PORT" --fail hang
-test "$RC" = 1 && echo "$ERR" | grep -q "not ready within 0.5 s"
-ok $? "a hanging new version: cancelled at the timeout ($(echo "$ERR" | tail -n 1))"
-sleep 0.5
-run "$LIVEUP" update ch -- "$CH2" --port "$PORT" --fail exit
-test "$RC" = 1 && echo "$ERR" | grep -q "exited with status 3"
-ok $? "a new version that exits: cancelled"
-sleep 0.5
+failing_new_versions ch "$CH2" --port "$PORT"
 run "$LIVEUP" update ch -- "$CH2" --port "$PORT" --schema 2
 test "$RC" = 1 && echo "$ERR" | grep -q "schema"
 ok $? "a new version that wants state schema 2: refused ($(echo "$ERR" | tail -n 1))"
