@@ -162,5 +162,19 @@ uint32_t arch_reloc_irelative(void);
 int arch_reloc_apply(uint32_t type, uint8_t *loc, uint64_t place, uint64_t value);
 /* Bytes the relocation of `type` writes (0 for none). */
 size_t arch_reloc_width(uint32_t type);
+/* For comparing a relocatable object with code a static linker made from
+ * it (src/build): the bytes around a relocation of `type` at `off` that the
+ * linker may rewrite are [off - before, off + width) (the field itself,
+ * and for relaxable GOT and TLS relocations the opcode bytes the linker
+ * may change when it relaxes them); S + A + bias is the address the
+ * instruction refers to (a pc-relative field ends `bias` bytes before the
+ * next instruction in the usual encodings, which the addend compensates
+ * for). */
+struct arch_reloc_span {
+        size_t before, width;
+        int64_t bias;
+};
+void arch_reloc_span(uint32_t type, struct arch_reloc_span *ret);
+
 /* Size of the stub arch_encode_jump_abs() writes, for far branches. */
 size_t arch_stub_size(void);

@@ -35,25 +35,21 @@
 #include "build/build.h"
 
 #include "arch/arch.h"
+#include "build/common.h"
 #include "build/needed.h"
 #include "elf/elf.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
-#include <spawn.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 
-extern char **environ;
 
-#define NAME_MAX_LEN 64
+#define LB_NAME_MAX 64
 #define MAX_LISTED 8 /* candidates named in an ambiguity message */
 
 /* Flags liveup compiles every fix with (see the comment on top). */
@@ -68,168 +64,24 @@ static const char *const gcc_flags[] = {
         "-fkeep-static-functions",
 };
 
-/* ---- String lists -------------------------------------------------------- */
-
-struct strv {
-        char **v;
-        size_t n;
-};
-
-static void strv_done(struct strv *s)
-{
-        for (size_t i = 0; i < s->n; i++)
-                free(s->v[i]);
-        free(s->v);
-        *s = (struct strv){};
-}
-
-static bool strv_contains(const struct strv *s, const char *x)
-{
-        for (size_t i = 0; i < s->n; i++)
-                if (strcmp(s->v[i], x) == 0)
-                        return true;
-        return false;
-}
-
-static int strv_push(struct strv *s, const char *x)
-{
-        char **nv;
-
-        nv = reallocarray(s->v, s->n + 1, sizeof(*nv));
-        if (!nv)
-                return -ENOMEM;
-        s->v = nv;
-        nv[s->n] = strdup(x);
-        if (!nv[s->n])
-                return -ENOMEM;
-        s->n++;
-        return 0;
-}
-
-_printf_(2, 3) static int strv_pushf(struct strv *s, const char *fmt, ...)
-{
-        _cleanup_free_ char *x = NULL;
-        va_list ap;
-        int k;
-
-        va_start(ap, fmt);
-        k = vasprintf(&x, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-                x = NULL;
-                return -ENOMEM;
-        }
-        return strv_push(s, x);
-}
-
 void lb_result_free(struct lb_result *r)
 {
-        struct strv s;
+        struct lb_strv s;
 
         if (!r)
                 return;
         free(r->output);
         lp_file_free(r->patch);
-        s = (struct strv){ r->helpers, r->n_helpers };
-        strv_done(&s);
-        s = (struct strv){ r->undefined, r->n_undefined };
-        strv_done(&s);
-        s = (struct strv){ r->warnings, r->n_warnings };
-        strv_done(&s);
+        s = (struct lb_strv){ r->helpers, r->n_helpers };
+        lb_strv_done(&s);
+        s = (struct lb_strv){ r->undefined, r->n_undefined };
+        lb_strv_done(&s);
+        s = (struct lb_strv){ r->warnings, r->n_warnings };
+        lb_strv_done(&s);
         free(r);
 }
 
-/* ---- The temporary folder ------------------------------------------------ */
-
-struct tmpdir {
-        char *path;
-};
-
-/* Remove the folder and the files in it (gcc or the user's CFLAGS may have
- * left more than ours, never subfolders). */
-static void tmpdir_done(struct tmpdir *t)
-{
-        DIR *d;
-        struct dirent *de;
-
-        if (!t->path)
-                return;
-        d = opendir(t->path);
-        if (d) {
-                while ((de = readdir(d)))
-                        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-                                (void)unlinkat(dirfd(d), de->d_name, 0);
-                closedir(d);
-        }
-        (void)rmdir(t->path);
-        free(t->path);
-        t->path = NULL;
-}
-
-static int tmpdir_make(struct tmpdir *t)
-{
-        const char *base = getenv("TMPDIR");
-
-        if (!base || *base != '/')
-                base = "/tmp";
-        if (asprintf(&t->path, "%s/liveup-build.XXXXXX", base) < 0) {
-                t->path = NULL;
-                return -ENOMEM;
-        }
-        if (!mkdtemp(t->path)) {
-                int r = -errno;
-
-                free(t->path);
-                t->path = NULL;
-                return r;
-        }
-        return 0;
-}
-
-static char *tmpdir_file(const struct tmpdir *t, const char *name)
-{
-        char *p;
-
-        if (asprintf(&p, "%s/%s", t->path, name) < 0)
-                return NULL;
-        return p;
-}
-
 /* ---- Running gcc and objcopy --------------------------------------------- */
-
-/* Run argv[0] (from $PATH) with our stdin and stderr, its stdout sent to
- * our stderr (stdout may carry --json). Returns 0 when it ran and exited
- * 0; -ENOENT when it cannot be found; -EPROTO when it failed (what it
- * printed tells why; `err` says how it ended). */
-static int run_tool(char *const argv[], struct errbuf *err)
-{
-        posix_spawn_file_actions_t fa;
-        pid_t pid;
-        int status, r;
-
-        r = posix_spawn_file_actions_init(&fa);
-        if (r != 0)
-                return -r;
-        r = posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
-        if (r == 0)
-                r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (r != 0) {
-                errbuf_set(err, "cannot run %s: %s", argv[0], strerror(r));
-                return -r;
-        }
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-                return 0;
-        if (WIFEXITED(status))
-                errbuf_set(err, "%s exited with status %d", argv[0], WEXITSTATUS(status));
-        else
-                errbuf_set(err, "%s was killed by signal %d", argv[0],
-                           WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-        return -EPROTO;
-}
 
 static int compile(const struct lb_replace_opts *o, const char *obj, struct errbuf *err)
 {
@@ -253,7 +105,7 @@ static int compile(const struct lb_replace_opts *o, const char *obj, struct errb
         argv[n++] = (char *)"-o";
         argv[n++] = (char *)obj;
         argv[n] = NULL;
-        r = run_tool(argv, &why);
+        r = lb_run_tool(argv, &why);
         if (r < 0) {
                 errbuf_set(err, "cannot compile '%s': %s", o->fix, why.msg);
                 return r;
@@ -405,8 +257,8 @@ struct build {
         struct object obj;
         struct lp_func *funcs;
         size_t n_funcs;
-        struct strv names; /* storage for funcs[].name */
-        struct strv helpers, undefined, warnings;
+        struct lb_strv names; /* storage for funcs[].name */
+        struct lb_strv helpers, undefined, warnings;
 };
 
 static void build_done(struct build *b)
@@ -414,10 +266,10 @@ static void build_done(struct build *b)
         lb_needed_free(b->needed);
         object_done(&b->obj);
         free(b->funcs);
-        strv_done(&b->names);
-        strv_done(&b->helpers);
-        strv_done(&b->undefined);
-        strv_done(&b->warnings);
+        lb_strv_done(&b->names);
+        lb_strv_done(&b->helpers);
+        lb_strv_done(&b->undefined);
+        lb_strv_done(&b->warnings);
 }
 
 /* "0x1139 (a.c), 0x1189 (b.c)": the distinct statics named `name`. */
@@ -512,7 +364,7 @@ static int warn_clones(struct build *b, const char *name)
 
         if (find_clones(b, name, list, sizeof(list)) == 0)
                 return 0;
-        return strv_pushf(&b->warnings,
+        return lb_strv_pushf(&b->warnings,
                           "function '%s' also has compiler-made copies in '%s' (%s): calls to "
                           "those keep the old code",
                           name, b->bin_name, list);
@@ -559,7 +411,7 @@ static int add_replaced(struct build *b, const struct osym *os, const struct elf
         if (!nv)
                 return -ENOMEM;
         b->funcs = nv;
-        r = strv_push(&b->names, os->name);
+        r = lb_strv_push(&b->names, os->name);
         if (r < 0)
                 return r;
         fn = &b->funcs[b->n_funcs];
@@ -590,7 +442,7 @@ static int classify_function(struct build *b, const struct osym *os, struct errb
                 return -EOPNOTSUPP;
         }
         if (is_gcc_clone(os->name))
-                return strv_push(&b->helpers, os->name);
+                return lb_strv_push(&b->helpers, os->name);
         r = bin_lookup(b, os->name, true, &t, err);
         if (r == -ENOTUNIQ)
                 return r;
@@ -607,18 +459,18 @@ static int classify_function(struct build *b, const struct osym *os, struct errb
          * replace a function BIN lacks under that name. */
         r = 0;
         if (!b->bin_has_symtab)
-                r = strv_pushf(&b->warnings,
+                r = lb_strv_pushf(&b->warnings,
                                "static function '%s' is taken as a new helper: '%s' has no symbol "
                                "table or debug file, so its statics are unknown",
                                os->name, b->bin_name);
         else if (find_clones(b, os->name, list, sizeof(list)) > 0)
-                r = strv_pushf(&b->warnings,
+                r = lb_strv_pushf(&b->warnings,
                                "static function '%s' is taken as a new helper: '%s' has only "
                                "compiler-made copies of it (%s), which this patch does not replace",
                                os->name, b->bin_name, list);
         if (r < 0)
                 return r;
-        return strv_push(&b->helpers, os->name);
+        return lb_strv_push(&b->helpers, os->name);
 }
 
 static int classify_data(struct build *b, const struct osym *os, struct errbuf *err)
@@ -648,7 +500,7 @@ static int classify_data(struct build *b, const struct osym *os, struct errbuf *
                            b->o->fix, os->name, b->o->fix, b->bin_name);
                 return -EEXIST;
         }
-        return strv_pushf(&b->warnings,
+        return lb_strv_pushf(&b->warnings,
                           "static variable '%s' is new data of the patch, not the one in '%s' "
                           "(declare it extern to use the target's)",
                           os->name, b->bin_name);
@@ -660,11 +512,11 @@ static int check_undefined(struct build *b, const struct osym *os, struct errbuf
         struct errbuf lerr = {};
         int r;
 
-        if (strv_contains(&b->undefined, os->name))
+        if (lb_strv_contains(&b->undefined, os->name))
                 return 0;
         /* Made by the linker: the loader provides it. */
         if (strcmp(os->name, "_GLOBAL_OFFSET_TABLE_") == 0)
-                return strv_push(&b->undefined, os->name);
+                return lb_strv_push(&b->undefined, os->name);
         r = bin_lookup(b, os->name, false, &t, err);
         if (r == -ENOTUNIQ)
                 return r;
@@ -688,7 +540,7 @@ static int check_undefined(struct build *b, const struct osym *os, struct errbuf
                         return -ENOENT;
                 }
         }
-        return strv_push(&b->undefined, os->name);
+        return lb_strv_push(&b->undefined, os->name);
 }
 
 static int cmp_func_addr(const void *x, const void *y)
@@ -741,209 +593,7 @@ static int classify(struct build *b, struct errbuf *err)
         return 0;
 }
 
-/* ---- Names --------------------------------------------------------------- */
-
-/* FIX's basename without a final ".c". */
-static char *fix_stem(const char *fix)
-{
-        const char *base = strrchr(fix, '/');
-        char *s;
-        size_t n;
-
-        base = base ? base + 1 : fix;
-        s = strdup(base);
-        if (!s)
-                return NULL;
-        n = strlen(s);
-        if (n > 2 && strcmp(s + n - 2, ".c") == 0)
-                s[n - 2] = 0;
-        return s;
-}
-
-static bool name_char_ok(char c)
-{
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               c == '_' || c == '-' || c == '.' || c == '+';
-}
-
-static bool name_ok(const char *s)
-{
-        size_t n = strlen(s);
-
-        if (n == 0 || n > NAME_MAX_LEN || s[0] == '-' || s[0] == '.')
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!name_char_ok(s[i]))
-                        return false;
-        return true;
-}
-
-/* The default name: FIX's stem with other characters made '_'. */
-static char *default_name(const char *fix)
-{
-        char *s = fix_stem(fix);
-
-        if (!s)
-                return NULL;
-        for (char *p = s; *p; p++)
-                if (!name_char_ok(*p))
-                        *p = '_';
-        if (strlen(s) > NAME_MAX_LEN)
-                s[NAME_MAX_LEN] = 0;
-        if (s[0] == '-' || s[0] == '.')
-                s[0] = '_';
-        if (!*s) {
-                free(s);
-                return strdup("patch");
-        }
-        return s;
-}
-
-static uint64_t created_time(void)
-{
-        const char *sde = getenv("SOURCE_DATE_EPOCH");
-        char *end;
-        unsigned long long v;
-
-        /* Reproducible builds set it; anything odd is ignored. */
-        if (sde && *sde >= '0' && *sde <= '9') {
-                errno = 0;
-                v = strtoull(sde, &end, 10);
-                if (errno == 0 && *end == 0)
-                        return v;
-        }
-        return (uint64_t)time(NULL);
-}
-
-/* ---- Writing ------------------------------------------------------------- */
-
-static int write_all(int fd, const void *data, size_t size)
-{
-        const uint8_t *p = data;
-
-        while (size > 0) {
-                ssize_t k = write(fd, p, size);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                size -= (size_t)k;
-        }
-        return 0;
-}
-
-static int write_file(const char *path, const void *data, size_t size)
-{
-        _cleanup_close_ int fd = -EBADF;
-        int r;
-
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
-        r = write_all(fd, data, size);
-        if (r < 0)
-                return r;
-        if (close(TAKE_FD(fd)) < 0)
-                return -errno;
-        return 0;
-}
-
-/* Put `data` at `path` atomically: a temporary name in the same folder,
- * then rename(2). The mode is what a plain creat() would give. */
-static int install(const char *path, const void *data, size_t size)
-{
-        _cleanup_free_ char *tmp = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        mode_t mask;
-        int r;
-
-        if (asprintf(&tmp, "%s.XXXXXX", path) < 0) {
-                tmp = NULL;
-                return -ENOMEM;
-        }
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        mask = umask(0);
-        umask(mask);
-        r = write_all(fd, data, size);
-        if (r >= 0 && fchmod(fd, 0666 & ~mask) < 0)
-                r = -errno;
-        if (r >= 0 && close(TAKE_FD(fd)) < 0)
-                r = -errno;
-        if (r >= 0 && rename(tmp, path) < 0)
-                r = -errno;
-        if (r < 0)
-                (void)unlink(tmp);
-        return r;
-}
-
-/* The patch id: NAME-xxxxxxxx, from the object's bytes and the build-id
- * (the same fix for another build of BIN is another patch). */
-static char *make_id(const char *name, const struct object *obj, const uint8_t *bid,
-                     size_t bid_len)
-{
-        _cleanup_free_ uint8_t *buf = NULL;
-        uint64_t h;
-        char *id;
-
-        buf = malloc(obj->size + bid_len);
-        if (!buf)
-                return NULL;
-        memcpy(buf, obj->image, obj->size);
-        memcpy(buf + obj->size, bid, bid_len);
-        h = lp_hash(buf, obj->size + bid_len);
-        if (asprintf(&id, "%s-%08" PRIx32, name, (uint32_t)(h ^ (h >> 32))) < 0)
-                return NULL;
-        return id;
-}
-
-static int attach_meta(const struct tmpdir *td, const char *obj_path, const void *meta,
-                       size_t meta_size, const char *lpo_path, const char *fix,
-                       struct errbuf *err)
-{
-        _cleanup_free_ char *meta_path = NULL, *arg = NULL;
-        struct errbuf why = {};
-        int r;
-
-        meta_path = tmpdir_file(td, "liveup.meta");
-        if (!meta_path)
-                return -ENOMEM;
-        r = write_file(meta_path, meta, meta_size);
-        if (r < 0) {
-                errbuf_set(err, "cannot build '%s': cannot write '%s': %s", fix, meta_path,
-                           strerror(-r));
-                return r;
-        }
-        if (asprintf(&arg, "%s=%s", LP_META_SECTION, meta_path) < 0) {
-                arg = NULL;
-                return -ENOMEM;
-        }
-        r = run_tool((char *const[]){ (char *)"objcopy", (char *)"--add-section", arg,
-                                      (char *)"--set-section-flags",
-                                      (char *)LP_META_SECTION "=readonly", (char *)obj_path,
-                                      (char *)lpo_path, NULL },
-                     &why);
-        if (r < 0) {
-                errbuf_set(err, "cannot build '%s': cannot add the metadata section: %s", fix,
-                           why.msg);
-                return r;
-        }
-        return 0;
-}
-
 /* ---- The whole build ----------------------------------------------------- */
-
-static bool same_file(const char *a, const char *c)
-{
-        struct stat sa, sc;
-
-        return stat(a, &sa) == 0 && stat(c, &sc) == 0 && sa.st_dev == sc.st_dev &&
-               sa.st_ino == sc.st_ino;
-}
 
 static int open_inputs(struct build *b, struct errbuf *err)
 {
@@ -983,7 +633,7 @@ int lb_build_replace(const struct lb_replace_opts *o, struct lb_result **ret,
                      struct errbuf *err)
 {
         _cleanup_(elf_file_freep) struct elf_file *bin = NULL;
-        _cleanup_(tmpdir_done) struct tmpdir td = {};
+        _cleanup_(lb_tmpdir_done) struct lb_tmpdir td = {};
         _cleanup_(build_done) struct build b = { .o = o, .bin_name = o->target };
         _cleanup_(lb_result_freep) struct lb_result *res = NULL;
         _cleanup_(lp_file_freep) struct lp_file *patch = NULL;
@@ -998,22 +648,22 @@ int lb_build_replace(const struct lb_replace_opts *o, struct lb_result **ret,
 
         /* Names first: a bad one is bad usage, found before any work. */
         if (o->name) {
-                if (!name_ok(o->name)) {
+                if (!lb_name_ok(o->name)) {
                         errbuf_set(err,
                                    "invalid patch name '%s' (1 to %d letters, digits, '_', '-', "
                                    "'.', '+'; not starting with '-' or '.')",
-                                   o->name, NAME_MAX_LEN);
+                                   o->name, LB_NAME_MAX);
                         return -EINVAL;
                 }
                 name = strdup(o->name);
         } else
-                name = default_name(o->fix);
+                name = lb_default_name(o->fix);
         if (!name)
                 return -ENOMEM;
         if (o->output)
                 output = strdup(o->output);
         else {
-                stem = fix_stem(o->fix);
+                stem = lb_file_stem(o->fix);
                 if (!stem || asprintf(&output, "%s.lpo", stem) < 0)
                         return -ENOMEM;
         }
@@ -1024,7 +674,7 @@ int lb_build_replace(const struct lb_replace_opts *o, struct lb_result **ret,
         bin = b.bin; /* freed after b (declared before it) */
         if (r < 0)
                 return r;
-        if (same_file(output, o->fix) || same_file(output, o->target)) {
+        if (lb_same_file(output, o->fix) || lb_same_file(output, o->target)) {
                 errbuf_set(err, "refusing to write the patch over '%s', an input", output);
                 return -EINVAL;
         }
@@ -1044,14 +694,14 @@ int lb_build_replace(const struct lb_replace_opts *o, struct lb_result **ret,
         if (!target)
                 return -errno;
 
-        r = tmpdir_make(&td);
+        r = lb_tmpdir_make(&td);
         if (r < 0) {
                 errbuf_set(err, "cannot build '%s': cannot make a temporary folder: %s",
                            o->fix, strerror(-r));
                 return r;
         }
-        obj_path = tmpdir_file(&td, "fix.o");
-        lpo_path = tmpdir_file(&td, "fix.lpo");
+        obj_path = lb_tmpdir_file(&td, "fix.o");
+        lpo_path = lb_tmpdir_file(&td, "fix.lpo");
         if (!obj_path || !lpo_path)
                 return -ENOMEM;
 
@@ -1070,7 +720,7 @@ int lb_build_replace(const struct lb_replace_opts *o, struct lb_result **ret,
         if (r < 0)
                 return r;
 
-        id = make_id(name, &b.obj, bid, bid_len);
+        id = lb_make_id(name, b.obj.image, b.obj.size, bid, bid_len);
         if (!id)
                 return -ENOMEM;
         desc = (struct lp_file){
@@ -1079,7 +729,7 @@ int lb_build_replace(const struct lb_replace_opts *o, struct lb_result **ret,
                 .target = target,
                 .build_id_len = bid_len,
                 .flags = o->cumulative ? LP_FLAG_CUMULATIVE : 0,
-                .created = created_time(),
+                .created = lb_created_time(),
                 .funcs = b.funcs,
                 .n_funcs = b.n_funcs,
         };
@@ -1090,7 +740,7 @@ int lb_build_replace(const struct lb_replace_opts *o, struct lb_result **ret,
                            o->fix, strerror(-r));
                 return r;
         }
-        r = attach_meta(&td, obj_path, meta, meta_size, lpo_path, o->fix, err);
+        r = lb_attach_meta(&td, obj_path, meta, meta_size, lpo_path, o->fix, err);
         if (r < 0)
                 return r;
 
@@ -1101,7 +751,7 @@ int lb_build_replace(const struct lb_replace_opts *o, struct lb_result **ret,
                            errbuf_or_strerror(&lerr, r));
                 return r == -ENOMEM ? r : -EIO;
         }
-        r = install(output, patch->image, patch->image_size);
+        r = lb_install(output, patch->image, patch->image_size);
         if (r < 0) {
                 errbuf_set(err, "cannot build '%s': cannot write '%s': %s", o->fix, output,
                            strerror(-r));

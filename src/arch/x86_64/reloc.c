@@ -123,6 +123,49 @@ size_t arch_reloc_width(uint32_t type)
         }
 }
 
+void arch_reloc_span(uint32_t type, struct arch_reloc_span *ret)
+{
+        *ret = (struct arch_reloc_span){ .before = 0, .width = arch_reloc_width(type) };
+        switch (type) {
+        case R_X86_64_PC32:
+        case R_X86_64_PLT32:
+        case R_X86_64_GOTPCREL:
+        case R_X86_64_GOTPC32_TLSDESC:
+                ret->bias = 4;
+                break;
+        case R_X86_64_GOTPCRELX:
+        case R_X86_64_REX_GOTPCRELX:
+        case R_X86_64_GOTTPOFF:
+                /* mov foo@GOTPCREL(%rip), %reg may become lea or mov $imm;
+                 * call/jmp *foo@GOTPCREL(%rip) may become addr32 call foo:
+                 * REX prefix, opcode and ModRM (ld's relaxation). */
+                ret->before = 3;
+                ret->bias = 4;
+                break;
+        case R_X86_64_TLSGD:
+                /* data16 lea x@tlsgd(%rip), %rdi; data16 data16 rex64
+                 * call __tls_get_addr: 16 bytes, rewritten whole (GD->LE/IE). */
+                ret->before = 4;
+                ret->width = 12;
+                ret->bias = 4;
+                break;
+        case R_X86_64_TLSLD:
+                /* lea x@tlsld(%rip), %rdi; call __tls_get_addr: 12 bytes. */
+                ret->before = 3;
+                ret->width = 9;
+                ret->bias = 4;
+                break;
+        case R_X86_64_TLSDESC_CALL:
+                ret->width = 2; /* call *(%rax) may become xchg %ax,%ax */
+                break;
+        case R_X86_64_PC64:
+                ret->bias = 0;
+                break;
+        default:
+                break;
+        }
+}
+
 size_t arch_stub_size(void)
 {
         return 14; /* jmp *0(%rip); .quad target */
