@@ -3,6 +3,9 @@
  * writing files atomically, attaching the .liveup section. */
 #include "build/common.h"
 
+#include "arch/arch.h"
+#include "elf/elf.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -359,3 +362,51 @@ bool lb_same_file(const char *a, const char *c)
                sa.st_ino == sc.st_ino;
 }
 
+
+/* ---- The target's functions ---------------------------------------------- */
+
+int lb_target_func(struct elf_file *bin, const char *bin_name, const struct elf_symbol *t,
+                   const char *what, struct lp_func *ret, struct errbuf *err)
+{
+        _cleanup_free_ uint8_t *code = NULL;
+        size_t need;
+        int r;
+
+        if (t->size == 0) {
+                errbuf_set(err, "cannot build '%s': function '%s' has no size in '%s'", what,
+                           t->name, bin_name);
+                return -ENODATA;
+        }
+        if (t->size > (1u << 30)) {
+                errbuf_set(err, "cannot build '%s': function '%s' in '%s' is too large", what,
+                           t->name, bin_name);
+                return -EFBIG;
+        }
+        code = malloc(t->size);
+        if (!code)
+                return -ENOMEM;
+        r = elf_file_read_vaddr(bin, t->addr, code, t->size);
+        if (r < 0) {
+                errbuf_set(err, "cannot build '%s': cannot read function '%s' from '%s'", what,
+                           t->name, bin_name);
+                return r;
+        }
+        need = arch_landing_pad_size(code, t->size) + arch_jump_size();
+        if (t->size < need) {
+                errbuf_set(err,
+                           "cannot build '%s': function '%s' is %" PRIu64
+                           " byte%s long, a jump needs %zu",
+                           what, t->name, t->size, t->size == 1 ? "" : "s", need);
+                return -ERANGE;
+        }
+        *ret = (struct lp_func){
+                .name = t->name,
+                .new_name = t->name,
+                .addr = t->addr,
+                .size = t->size,
+                .hash = lp_hash(code, t->size),
+                .flags = t->local ? LP_FUNC_LOCAL : 0,
+        };
+        memcpy(ret->entry, code, MIN(t->size, (uint64_t)sizeof(ret->entry)));
+        return 0;
+}

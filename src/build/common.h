@@ -57,3 +57,12 @@ int lb_attach_meta(const struct lb_tmpdir *td, const char *obj_path, const void 
                    struct errbuf *err);
 /* The same file (device and inode)? */
 bool lb_same_file(const char *a, const char *c);
+
+struct elf_file;
+struct elf_symbol;
+/* The lp_func (address, size, hash and first bytes) of BIN's function t,
+ * refused when it is too short for the jump over its entry ("a jump needs
+ * N") or cannot be read. `what` names the input in messages. name and
+ * new_name point at t's name. */
+int lb_target_func(struct elf_file *bin, const char *bin_name, const struct elf_symbol *t,
+                   const char *what, struct lp_func *ret, struct errbuf *err);

@@ -493,7 +493,7 @@ static bool target_equal(struct cmp *c, const struct lb_rela *ra, const struct l
         kb = &c->p->secs[sb->shndx];
         if (ka->strings || kb->strings) {
                 const char *x, *y;
-                size_t lx, ly;
+                size_t lx = 0, ly = 0;
 
                 if (!ka->strings || !kb->strings)
                         return false;

@@ -373,40 +373,12 @@ static int warn_clones(struct build *b, const char *name)
 static int add_replaced(struct build *b, const struct osym *os, const struct elf_symbol *t,
                         struct errbuf *err)
 {
-        _cleanup_free_ uint8_t *code = NULL;
-        struct lp_func *fn, *nv;
-        size_t pad, need;
+        struct lp_func fn, *nv;
         int r;
 
-        if (t->size == 0) {
-                errbuf_set(err, "cannot build '%s': function '%s' has no size in '%s'",
-                           b->o->fix, os->name, b->bin_name);
-                return -ENODATA;
-        }
-        if (t->size > (1u << 30)) {
-                errbuf_set(err, "cannot build '%s': function '%s' in '%s' is too large",
-                           b->o->fix, os->name, b->bin_name);
-                return -EFBIG;
-        }
-        code = malloc(t->size);
-        if (!code)
-                return -ENOMEM;
-        r = elf_file_read_vaddr(b->bin, t->addr, code, t->size);
-        if (r < 0) {
-                errbuf_set(err, "cannot build '%s': cannot read function '%s' from '%s'",
-                           b->o->fix, os->name, b->bin_name);
+        r = lb_target_func(b->bin, b->bin_name, t, b->o->fix, &fn, err);
+        if (r < 0)
                 return r;
-        }
-        pad = arch_landing_pad_size(code, t->size);
-        need = pad + arch_jump_size();
-        if (t->size < need) {
-                errbuf_set(err,
-                           "cannot build '%s': function '%s' is %" PRIu64
-                           " byte%s long, a jump needs %zu",
-                           b->o->fix, os->name, t->size, t->size == 1 ? "" : "s", need);
-                return -ERANGE;
-        }
-
         nv = reallocarray(b->funcs, b->n_funcs + 1, sizeof(*nv));
         if (!nv)
                 return -ENOMEM;
@@ -414,17 +386,8 @@ static int add_replaced(struct build *b, const struct osym *os, const struct elf
         r = lb_strv_push(&b->names, os->name);
         if (r < 0)
                 return r;
-        fn = &b->funcs[b->n_funcs];
-        *fn = (struct lp_func){
-                .name = b->names.v[b->names.n - 1],
-                .new_name = b->names.v[b->names.n - 1],
-                .addr = t->addr,
-                .size = t->size,
-                .hash = lp_hash(code, t->size),
-                .flags = t->local ? LP_FUNC_LOCAL : 0,
-        };
-        memcpy(fn->entry, code, MIN(t->size, (uint64_t)sizeof(fn->entry)));
-        b->n_funcs++;
+        fn.name = fn.new_name = b->names.v[b->names.n - 1];
+        b->funcs[b->n_funcs++] = fn;
         return warn_clones(b, os->name);
 }
 
