@@ -135,6 +135,11 @@ stays() {
 
 trap 'victim_stop; rm -rf "$T"' EXIT
 
+# Every file of a folder, with its checksum.
+tree_sum() {
+        (cd "$1" && find . -type f | LC_ALL=C sort | xargs cksum)
+}
+
 # ---- One case ----------------------------------------------------------------
 run_case() {
         c=$1
@@ -158,8 +163,11 @@ run_case() {
                         expect_py "$EXPECT" $k - "$bin"
         done
 
+        tree_sum "$copy" > "$T/$c.sum"
         run_liveup build --diff "$CASES/$c/fix.diff" --src "$copy" --target "$bin" -o "$lpo" -- make
         check "$c: liveup left nothing in \$TMPDIR" tmp_clean
+        tree_sum "$copy" > "$T/$c.sum2"
+        check "$c: the project folder is as it was (built in copies)" cmp -s "$T/$c.sum" "$T/$c.sum2"
         rm -rf "$TMPDIR" && mkdir "$TMPDIR"
 
         if has_directive refuse; then
@@ -214,6 +222,17 @@ if [ $# -gt 0 ]; then
 else
         cases=$(cd "$CASES" && for d in */; do [ -f "$d/expect" ] && echo "${d%/}"; done)
 fi
+# ---- Bad usage ------------------------------------------------------------------
+usage_tests() {
+        cp -R "$CASES/basic/src" "$T/usage" || return 1
+        run_liveup build --diff "$CASES/basic/fix.diff" --src "$T/usage" -o "$T/usage.lpo"
+        refused 2 "liveup: " "usage: no build command after -- is bad usage (exit 2)"
+        run_liveup build --diff "$CASES/basic/fix.diff" -o "$T/usage.lpo" -- make
+        refused 2 "liveup: " "usage: no --src is bad usage (exit 2)"
+        check "usage: no patch file written" [ ! -e "$T/usage.lpo" ]
+}
+
+[ $# -gt 0 ] || usage_tests
 for c in $cases; do
         if [ ! -f "$CASES/$c/expect" ]; then
                 ok 1 "$c: no such case ($CASES/$c/expect)"
