@@ -1,0 +1,21 @@
+/* Every TICK ms (argv[1], default 50) prints one line, flushed, with what
+ * the functions under test compute now: a long-running process to patch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+int count_multiples(int n);
+int twice(int x);
+
+int main(int argc, char **argv)
+{
+        long ms = argc > 1 ? atol(argv[1]) : 50;
+        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+        for (long n = 1;; n++) {
+                printf("tick=%ld multiples_of_3_upto_9=%d twice=%d\n", n,
+                       count_multiples(9), twice(21));
+                fflush(stdout);
+                nanosleep(&ts, NULL);
+        }
+}

@@ -1,0 +1,20 @@
+/* Every TICK ms (argv[1], default 50) prints one line, flushed, with what
+ * the functions under test compute now: a long-running process to patch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+int score(int a, int b);
+int bonus(int a);
+
+int main(int argc, char **argv)
+{
+        long ms = argc > 1 ? atol(argv[1]) : 50;
+        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+        for (long n = 1;; n++) {
+                printf("tick=%ld score=%d bonus=%d\n", n, score(2, 3), bonus(4));
+                fflush(stdout);
+                nanosleep(&ts, NULL);
+        }
+}
