@@ -275,7 +275,7 @@ static int print_json(const struct lp_file *p, const struct contents *c)
         json_object_object_add(root, "name", json_object_new_string(p->name));
         json_object_object_add(root, "target", json_object_new_string(p->target));
         json_object_object_add(root, "build_id", json_object_new_string(p->build_id_hex));
-        json_object_object_add(root, "format_version", json_object_new_int(LP_META_VERSION));
+        json_object_object_add(root, "format_version", json_object_new_int((int32_t)p->version));
         json_object_object_add(root, "cumulative",
                                json_object_new_boolean(p->flags & LP_FLAG_CUMULATIVE));
         json_object_object_add(root, "created", json_object_new_uint64(p->created));

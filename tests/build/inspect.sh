@@ -54,14 +54,14 @@ run_liveup inspect bad.lpo
 refused 2 "'bad.lpo': corrupt .liveup section: bad magic" "wrong magic"
 lpo patch good.lpo bad.lpo 8 63000000
 run_liveup inspect bad.lpo
-refused 2 "'bad.lpo': patch format version 99, this liveup reads version 1" "version 99"
+refused 2 "'bad.lpo': patch format version 99, this liveup reads versions 1 to 2" "version 99"
 lpo patch good.lpo bad.lpo 20 ffffffff
 run_liveup inspect bad.lpo
 refused 2 "'bad.lpo': corrupt .liveup section: function count 4294967295 is more than 65536" \
         "a huge function count"
 lpo patch good.lpo bad.lpo 20 00010000
 run_liveup inspect bad.lpo
-refused 2 "'bad.lpo': corrupt .liveup section: function table (256 entries at 128) out of range" \
+refused 2 "'bad.lpo': corrupt .liveup section: function table (256 entries at 144) out of range" \
         "a function table past the end"
 lpo patch good.lpo bad.lpo 12 ffffff7f
 run_liveup inspect bad.lpo
@@ -115,7 +115,7 @@ mkdir flips
 import sys
 data = open(sys.argv[1], "rb").read()
 off = data.index(b"LIVEUP\x1a\x01")
-for i in range(128 + 56):
+for i in range(144 + 56):
     bad = bytearray(data)
     bad[off + i] = 0xff
     open("%s/%d.lpo" % (sys.argv[2], i), "wb").write(bad)
@@ -129,7 +129,7 @@ for f in flips/*.lpo; do
                 bad=$((bad + 1))
         fi
 done
-check "184 files, one per metadata byte" [ "$(ls flips | wc -l)" -eq 184 ]
+check "200 files, one per metadata byte" [ "$(ls flips | wc -l)" -eq 200 ]
 ok $bad "every metadata header byte set to 0xff: shown or refused cleanly"
 
 run_liveup inspect
