@@ -1,8 +1,10 @@
 /* `liveup inspect FILE.lpo [--json]`: what a patch file contains and what
  * it targets: its id, name, target object (path and build-id), flags,
  * creation time, every replaced function (target address, size, hash of
- * the original bytes), the sections that will be loaded into the target
- * and the symbols left undefined (resolved in the target at apply time).
+ * the original bytes, why it is in the patch when the file says), the
+ * functions and data the patch adds, the sections that will be loaded
+ * into the target, the symbols left undefined (resolved in the target at
+ * apply time) and those of them bound to an exact target address.
  *
  * The file is read with lp_file_open(), which validates all of it: a file
  * that is missing, not ELF, not a patch, corrupt, truncated or of another
@@ -30,8 +32,10 @@ void verb_inspect_usage(FILE *f)
                 "\n"
                 "Show what a patch file contains and targets: its id and name, the\n"
                 "target object's path and build-id, flags, creation time, every\n"
-                "function it replaces (address, size and hash of the original bytes),\n"
-                "the sections it loads and the symbols it resolves in the target.\n"
+                "function it replaces (address, size and hash of the original bytes,\n"
+                "and why, when the file says), the functions and data it adds, the\n"
+                "sections it loads, the symbols it resolves in the target and those\n"
+                "bound to an exact address there.\n"
                 "\n"
                 "Options:\n"
                 "      --json     one JSON document on stdout\n"
@@ -50,6 +54,8 @@ struct section_info {
         uint64_t size;
 };
 
+/* Names point into libelf's data of `elf`; each list sorted, no name
+ * twice. */
 struct contents {
         void *image; /* libelf's private copy */
         Elf *elf;
@@ -57,12 +63,18 @@ struct contents {
         size_t n_sections;
         const char **undefined;
         size_t n_undefined;
+        const char **new_funcs; /* defined functions that replace nothing */
+        size_t n_new_funcs;
+        const char **new_data;  /* defined data objects */
+        size_t n_new_data;
 };
 
 static void contents_done(struct contents *c)
 {
         free(c->sections);
         free(c->undefined);
+        free(c->new_funcs);
+        free(c->new_data);
         if (c->elf)
                 elf_end(c->elf);
         free(c->image);
@@ -87,39 +99,75 @@ static int cmp_str(const void *a, const void *b)
         return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int read_symbols(struct contents *c, Elf_Scn *scn, const GElf_Shdr *sh)
+/* Sort v[0..n) and drop repeated names; the new count. */
+static size_t sort_unique(const char **v, size_t n)
+{
+        size_t k = 0;
+
+        if (n == 0)
+                return 0;
+        qsort(v, n, sizeof(*v), cmp_str);
+        for (size_t i = 0; i < n; i++)
+                if (k == 0 || strcmp(v[k - 1], v[i]) != 0)
+                        v[k++] = v[i];
+        return k;
+}
+
+static bool is_replacement(const char *const *repl, size_t n, const char *name)
+{
+        return n > 0 && bsearch(&name, repl, n, sizeof(*repl), cmp_str);
+}
+
+/* The undefined symbols, and the defined functions and data objects of
+ * the patch (a function that is a replacement is not new). */
+static int read_symbols(const struct lp_file *p, struct contents *c, Elf_Scn *scn,
+                        const GElf_Shdr *sh)
 {
         Elf_Data *d = elf_getdata(scn, NULL);
-        size_t entsize = gelf_fsize(c->elf, ELF_T_SYM, 1, EV_CURRENT), count, n = 0;
+        size_t entsize = gelf_fsize(c->elf, ELF_T_SYM, 1, EV_CURRENT), count;
+        _cleanup_free_ const char **repl = NULL;
+        size_t n_repl;
 
         if (!d || !d->d_buf || entsize == 0)
                 return 0;
         count = d->d_size / entsize;
         if (count > INT_MAX)
                 return 0;
+        repl = calloc(MAX(p->n_funcs, (size_t)1), sizeof(*repl));
         c->undefined = calloc(MAX(count, (size_t)1), sizeof(*c->undefined));
-        if (!c->undefined)
+        c->new_funcs = calloc(MAX(count, (size_t)1), sizeof(*c->new_funcs));
+        c->new_data = calloc(MAX(count, (size_t)1), sizeof(*c->new_data));
+        if (!repl || !c->undefined || !c->new_funcs || !c->new_data)
                 return -ENOMEM;
+        for (size_t i = 0; i < p->n_funcs; i++)
+                repl[i] = p->funcs[i].new_name;
+        n_repl = sort_unique(repl, p->n_funcs);
+
         for (size_t i = 1; i < count; i++) {
                 GElf_Sym sym;
                 const char *name;
+                int type;
 
-                if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx != SHN_UNDEF)
+                if (!gelf_getsym(d, (int)i, &sym))
                         continue;
                 name = elf_strptr(c->elf, sh->sh_link, sym.st_name);
-                if (name && *name)
-                        c->undefined[n++] = name;
+                if (!name || !*name)
+                        continue;
+                type = GELF_ST_TYPE(sym.st_info);
+                if (sym.st_shndx == SHN_UNDEF)
+                        c->undefined[c->n_undefined++] = name;
+                else if (type == STT_FUNC && !is_replacement(repl, n_repl, name))
+                        c->new_funcs[c->n_new_funcs++] = name;
+                else if (type == STT_OBJECT || type == STT_TLS || type == STT_COMMON)
+                        c->new_data[c->n_new_data++] = name;
         }
-        qsort(c->undefined, n, sizeof(*c->undefined), cmp_str);
-        c->n_undefined = 0;
-        for (size_t i = 0; i < n; i++)
-                if (c->n_undefined == 0 ||
-                    strcmp(c->undefined[c->n_undefined - 1], c->undefined[i]) != 0)
-                        c->undefined[c->n_undefined++] = c->undefined[i];
+        c->n_undefined = sort_unique(c->undefined, c->n_undefined);
+        c->n_new_funcs = sort_unique(c->new_funcs, c->n_new_funcs);
+        c->n_new_data = sort_unique(c->new_data, c->n_new_data);
         return 0;
 }
 
-/* The allocated sections and the undefined symbols. The file has passed
+/* The allocated sections and the symbols. The file has passed
  * lp_file_open(), but libelf is still given its own copy. */
 static int read_contents(const struct lp_file *p, struct contents *c)
 {
@@ -145,7 +193,7 @@ static int read_contents(const struct lp_file *p, struct contents *c)
                 if (!gelf_getshdr(scn, &sh))
                         continue;
                 if (sh.sh_type == SHT_SYMTAB && !c->undefined) {
-                        r = read_symbols(c, scn, &sh);
+                        r = read_symbols(p, c, scn, &sh);
                         if (r < 0)
                                 return r;
                         continue;
@@ -202,6 +250,16 @@ static void hex_bytes(const uint8_t *p, size_t n, char *out)
         out[2 * n] = 0;
 }
 
+/* "TITLE: N" and the names, one a line. */
+static void print_names(const char *title, const char *const *names, size_t n)
+{
+        char buf[512];
+
+        printf("%s: %zu\n", title, n);
+        for (size_t i = 0; i < n; i++)
+                printf("  %s\n", printable(names[i], buf, sizeof(buf)));
+}
+
 static void print_text(const struct lp_file *p, const struct contents *c)
 {
         char when[64], buf[512];
@@ -229,8 +287,12 @@ static void print_text(const struct lp_file *p, const struct contents *c)
                        fn->flags & LP_FUNC_LOCAL ? " (static)" : "");
                 if (strcmp(fn->name, fn->new_name) != 0)
                         printf(", by %s", fn->new_name);
+                if (fn->why)
+                        printf(" - %s", fn->why);
                 putchar('\n');
         }
+        print_names("new functions", c->new_funcs, c->n_new_funcs);
+        print_names("new data", c->new_data, c->n_new_data);
 
         width = 0;
         for (size_t i = 0; i < c->n_sections; i++)
@@ -240,9 +302,19 @@ static void print_text(const struct lp_file *p, const struct contents *c)
                 printf("  %-*s  %-6s  %" PRIu64 " byte%s\n", (int)MIN(width, (size_t)60),
                        printable(c->sections[i].name, buf, sizeof(buf)), c->sections[i].kind,
                        c->sections[i].size, c->sections[i].size == 1 ? "" : "s");
-        printf("symbols resolved in the target: %zu\n", c->n_undefined);
-        for (size_t i = 0; i < c->n_undefined; i++)
-                printf("  %s\n", printable(c->undefined[i], buf, sizeof(buf)));
+        print_names("symbols resolved in the target", c->undefined, c->n_undefined);
+
+        width = 0;
+        for (size_t i = 0; i < p->n_binds; i++)
+                width = MAX(width, strlen(p->binds[i].sym));
+        printf("symbols bound to target addresses: %zu\n", p->n_binds);
+        for (size_t i = 0; i < p->n_binds; i++) {
+                const struct lp_bind *b = &p->binds[i];
+
+                printf("  %-*s  -> %s at 0x%016" PRIx64 ", %s%s\n", (int)MIN(width, (size_t)60),
+                       b->sym, b->name, b->addr, b->flags & LP_BIND_FUNC ? "function" : "data",
+                       b->flags & LP_BIND_LOCAL ? ", static" : "");
+        }
 }
 
 static struct json_object *json_hex(uint64_t v)
@@ -253,9 +325,22 @@ static struct json_object *json_hex(uint64_t v)
         return json_object_new_string(buf);
 }
 
+/* A JSON array of the names, or NULL. */
+static struct json_object *json_names(const char *const *names, size_t n)
+{
+        struct json_object *a = json_object_new_array();
+
+        for (size_t i = 0; a && i < n; i++)
+                if (json_object_array_add(a, json_object_new_string(names[i])) < 0) {
+                        json_object_put(a);
+                        return NULL;
+                }
+        return a;
+}
+
 static int print_json(const struct lp_file *p, const struct contents *c)
 {
-        struct json_object *root, *funcs, *secs, *undef;
+        struct json_object *root, *funcs, *secs, *undef, *binds, *new_funcs, *new_data;
         char when[64], entry[2 * LP_ENTRY_BYTES + 1];
         const char *text;
 
@@ -263,11 +348,17 @@ static int print_json(const struct lp_file *p, const struct contents *c)
         funcs = json_object_new_array();
         secs = json_object_new_array();
         undef = json_object_new_array();
-        if (!root || !funcs || !secs || !undef) {
+        binds = json_object_new_array();
+        new_funcs = json_names(c->new_funcs, c->n_new_funcs);
+        new_data = json_names(c->new_data, c->n_new_data);
+        if (!root || !funcs || !secs || !undef || !binds || !new_funcs || !new_data) {
                 json_object_put(root);
                 json_object_put(funcs);
                 json_object_put(secs);
                 json_object_put(undef);
+                json_object_put(binds);
+                json_object_put(new_funcs);
+                json_object_put(new_data);
                 return -ENOMEM;
         }
         json_object_object_add(root, "file", json_object_new_string(p->path));
@@ -275,7 +366,7 @@ static int print_json(const struct lp_file *p, const struct contents *c)
         json_object_object_add(root, "name", json_object_new_string(p->name));
         json_object_object_add(root, "target", json_object_new_string(p->target));
         json_object_object_add(root, "build_id", json_object_new_string(p->build_id_hex));
-        json_object_object_add(root, "format_version", json_object_new_int(LP_META_VERSION));
+        json_object_object_add(root, "format_version", json_object_new_int((int32_t)p->version));
         json_object_object_add(root, "cumulative",
                                json_object_new_boolean(p->flags & LP_FLAG_CUMULATIVE));
         json_object_object_add(root, "created", json_object_new_uint64(p->created));
@@ -286,6 +377,9 @@ static int print_json(const struct lp_file *p, const struct contents *c)
         json_object_object_add(root, "functions", funcs);
         json_object_object_add(root, "sections", secs);
         json_object_object_add(root, "undefined", undef);
+        json_object_object_add(root, "bindings", binds);
+        json_object_object_add(root, "new_functions", new_funcs);
+        json_object_object_add(root, "new_data", new_data);
 
         for (size_t i = 0; i < p->n_funcs; i++) {
                 const struct lp_func *fn = &p->funcs[i];
@@ -304,7 +398,27 @@ static int print_json(const struct lp_file *p, const struct contents *c)
                 json_object_object_add(jf, "static",
                                        json_object_new_boolean(fn->flags & LP_FUNC_LOCAL));
                 json_object_object_add(jf, "entry", json_object_new_string(entry));
+                json_object_object_add(jf, "why",
+                                       fn->why ? json_object_new_string(fn->why) : NULL);
                 json_object_array_add(funcs, jf);
+        }
+        for (size_t i = 0; i < p->n_binds; i++) {
+                const struct lp_bind *b = &p->binds[i];
+                struct json_object *jb = json_object_new_object();
+
+                if (!jb) {
+                        json_object_put(root);
+                        return -ENOMEM;
+                }
+                json_object_object_add(jb, "symbol", json_object_new_string(b->sym));
+                json_object_object_add(jb, "target_symbol", json_object_new_string(b->name));
+                json_object_object_add(jb, "address", json_hex(b->addr));
+                json_object_object_add(jb, "kind", json_object_new_string(
+                                                           b->flags & LP_BIND_FUNC ? "function"
+                                                                                   : "data"));
+                json_object_object_add(jb, "static",
+                                       json_object_new_boolean(b->flags & LP_BIND_LOCAL));
+                json_object_array_add(binds, jb);
         }
         for (size_t i = 0; i < c->n_sections; i++) {
                 struct json_object *js = json_object_new_object();

@@ -5,19 +5,29 @@
  * The reader treats every byte as hostile; a file that passes has:
  *   - an ELF header of this ISA, this host's byte order, type ET_REL;
  *   - exactly one .liveup section, inside the file, not compressed;
- *   - a header with our magic and version, header_size and func_size at
+ *   - a header with our magic and a version from LP_META_VERSION_MIN to
+ *     LP_META_VERSION, header_size at least LP_META_HEADER_SIZE_V1 (at
+ *     least the whole struct in version 2), func_size and bind_size at
  *     least our structs' sizes (larger: a newer minor version appended
- *     fields; we read what we know), no flag we do not know;
- *   - a function table and a string table inside the section, after the
- *     header, not overlapping, with counts and sizes that cannot
- *     overflow (all arithmetic is done in 64 bits on 32-bit fields);
+ *     fields; we read what we know; header fields past a shorter header
+ *     read as 0), no flag we do not know;
+ *   - a function table, a bindings table (when there are bindings) and
+ *     a string table inside the section, after the header, none
+ *     overlapping another, with counts and sizes that cannot overflow
+ *     (all arithmetic is done in 64 bits on 32-bit fields);
  *   - every string offset inside the string table, the string
- *     NUL-terminated there, non-empty and free of control characters;
+ *     NUL-terminated there, non-empty and free of control characters (a
+ *     function's why_str may also be 0: not said);
  *   - a build-id of 1 to LP_BUILD_ID_MAX bytes, 1 to LP_MAX_FUNCS
  *     functions, no target function named twice, each with a non-empty
  *     address range that does not wrap;
+ *   - no bindings in version 1, at most LP_MAX_BINDS in version 2, each
+ *     exactly one of LP_BIND_FUNC and LP_BIND_DATA, no symbol bound
+ *     twice;
  *   - for every function, a replacement that is a defined STT_FUNC
- *     symbol of the object, lying inside an allocated executable section.
+ *     symbol of the object, lying inside an allocated executable section;
+ *   - for every binding, a symbol that is undefined in the object's
+ *     .symtab and not defined there as well.
  * Anything else is -ENOEXEC (not a patch) or -EBADMSG (corrupt), or
  * -EPROTONOSUPPORT (another format version), with one message naming the
  * file and the field. Nothing is read before its bounds are checked, and
@@ -43,14 +53,23 @@
 #include <sys/stat.h>
 
 /* The on-disk layout must not depend on the compiler's padding. */
-_Static_assert(sizeof(struct lp_meta_header) == 128, "lp_meta_header layout");
+_Static_assert(sizeof(struct lp_meta_header) == 144, "lp_meta_header layout");
 _Static_assert(offsetof(struct lp_meta_header, build_id) == 56, "lp_meta_header layout");
 _Static_assert(offsetof(struct lp_meta_header, created) == 120, "lp_meta_header layout");
+_Static_assert(offsetof(struct lp_meta_header, n_binds) == LP_META_HEADER_SIZE_V1,
+               "lp_meta_header layout");
+_Static_assert(offsetof(struct lp_meta_header, bind_size) == 136, "lp_meta_header layout");
 _Static_assert(sizeof(struct lp_meta_func) == 56, "lp_meta_func layout");
 _Static_assert(offsetof(struct lp_meta_func, entry) == 32, "lp_meta_func layout");
+_Static_assert(offsetof(struct lp_meta_func, why_str) == 52, "lp_meta_func layout");
+_Static_assert(sizeof(struct lp_meta_bind) == 24, "lp_meta_bind layout");
+_Static_assert(offsetof(struct lp_meta_bind, addr) == 8, "lp_meta_bind layout");
+_Static_assert(offsetof(struct lp_meta_bind, flags) == 16, "lp_meta_bind layout");
 
 #define LP_FLAGS_KNOWN ((uint32_t)LP_FLAG_CUMULATIVE)
 #define LP_FUNC_FLAGS_KNOWN ((uint32_t)LP_FUNC_LOCAL)
+#define LP_BIND_KINDS ((uint32_t)(LP_BIND_FUNC | LP_BIND_DATA))
+#define LP_BIND_FLAGS_KNOWN ((uint32_t)(LP_BIND_FUNC | LP_BIND_DATA | LP_BIND_LOCAL))
 /* No function is larger: bounds what apply reads and hashes. */
 #define LP_MAX_FUNC_BYTES (1ull << 30)
 
@@ -71,6 +90,8 @@ void lp_file_free(struct lp_file *f)
         if (!f)
                 return;
         free(f->funcs);
+        free(f->binds);
+        free(f->bind_index);
         free(f->strtab);
         free(f->image);
         free(f->path);
@@ -146,6 +167,10 @@ static void header_from_le(struct lp_meta_header *h)
         h->target_str = le32toh(h->target_str);
         h->build_id_len = le32toh(h->build_id_len);
         h->created = le64toh(h->created);
+        h->n_binds = le32toh(h->n_binds);
+        h->binds_off = le32toh(h->binds_off);
+        h->bind_size = le32toh(h->bind_size);
+        h->reserved2 = le32toh(h->reserved2);
 }
 
 static void func_from_le(struct lp_meta_func *m)
@@ -156,7 +181,16 @@ static void func_from_le(struct lp_meta_func *m)
         m->size = le64toh(m->size);
         m->hash = le64toh(m->hash);
         m->flags = le32toh(m->flags);
-        m->reserved = le32toh(m->reserved);
+        m->why_str = le32toh(m->why_str);
+}
+
+static void bind_from_le(struct lp_meta_bind *b)
+{
+        b->sym_str = le32toh(b->sym_str);
+        b->name_str = le32toh(b->name_str);
+        b->addr = le64toh(b->addr);
+        b->flags = le32toh(b->flags);
+        b->reserved = le32toh(b->reserved);
 }
 
 static int cmp_func_name(const void *a, const void *b)
@@ -189,6 +223,57 @@ static int check_unique_names(const struct lp_file *f, struct errbuf *err)
         return 0;
 }
 
+static int cmp_bind_ptr(const void *a, const void *b)
+{
+        const struct lp_bind *x = *(const struct lp_bind *const *)a;
+        const struct lp_bind *y = *(const struct lp_bind *const *)b;
+
+        return strcmp(x->sym, y->sym);
+}
+
+/* A symbol bound twice is ambiguous. The sorted pointers stay, as the
+ * index lp_file_find_bind() searches. */
+static int index_binds(struct lp_file *f, struct errbuf *err)
+{
+        const struct lp_bind **v;
+
+        if (f->n_binds == 0)
+                return 0;
+        v = calloc(f->n_binds, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < f->n_binds; i++)
+                v[i] = &f->binds[i];
+        qsort(v, f->n_binds, sizeof(*v), cmp_bind_ptr);
+        f->bind_index = v;
+        for (size_t i = 1; i < f->n_binds; i++)
+                if (strcmp(v[i - 1]->sym, v[i]->sym) == 0) {
+                        errbuf_set(err,
+                                   "'%s': corrupt .liveup section: symbol '%s' is bound twice",
+                                   f->path, v[i]->sym);
+                        return -EBADMSG;
+                }
+        return 0;
+}
+
+const struct lp_bind *lp_file_find_bind(const struct lp_file *f, const char *sym)
+{
+        const struct lp_bind key = { .sym = sym }, *pkey = &key;
+        const struct lp_bind *const *found;
+
+        if (!f || !sym || f->n_binds == 0 || !f->binds)
+                return NULL;
+        if (f->bind_index) {
+                found = bsearch(&pkey, f->bind_index, f->n_binds, sizeof(*f->bind_index),
+                                cmp_bind_ptr);
+                return found ? *found : NULL;
+        }
+        for (size_t i = 0; i < f->n_binds; i++)
+                if (f->binds[i].sym && strcmp(f->binds[i].sym, sym) == 0)
+                        return &f->binds[i];
+        return NULL;
+}
+
 #define CORRUPT(f, err, ...)                                                   \
         ({                                                                     \
                 char _m_[256];                                                 \
@@ -203,7 +288,8 @@ static int check_unique_names(const struct lp_file *f, struct errbuf *err)
 static int parse_meta(struct lp_file *f, const uint8_t *sec, size_t size, struct errbuf *err)
 {
         struct lp_meta_header h;
-        uint64_t funcs_end, strtab_end;
+        uint64_t funcs_end, strtab_end, binds_end;
+        size_t header_min, known;
         int r;
 
         /* Magic, version and header_size come first in every version. */
@@ -213,21 +299,28 @@ static int parse_meta(struct lp_file *f, const uint8_t *sec, size_t size, struct
                 return CORRUPT(f, err, "bad magic");
         memcpy(&h.version, sec + offsetof(struct lp_meta_header, version), sizeof(h.version));
         h.version = le32toh(h.version);
-        if (h.version != LP_META_VERSION) {
-                errbuf_set(err, "'%s': patch format version %u, this liveup reads version %u",
-                           f->path, h.version, LP_META_VERSION);
+        if (h.version < LP_META_VERSION_MIN || h.version > LP_META_VERSION) {
+                errbuf_set(err,
+                           "'%s': patch format version %u, this liveup reads versions %u to %u",
+                           f->path, h.version, LP_META_VERSION_MIN, LP_META_VERSION);
                 return -EPROTONOSUPPORT;
         }
         memcpy(&h.header_size, sec + offsetof(struct lp_meta_header, header_size),
                sizeof(h.header_size));
         h.header_size = le32toh(h.header_size);
-        if (h.header_size < sizeof(h) || h.header_size > LP_MAX_HEADER_SIZE)
+        /* Version 1 may have the short header; version 2 has the bindings
+         * fields, which it exists for. */
+        header_min = h.version >= LP_META_VERSION_BINDS ? sizeof(h) : LP_META_HEADER_SIZE_V1;
+        if (h.header_size < header_min || h.header_size > LP_MAX_HEADER_SIZE)
                 return CORRUPT(f, err, "header size %u is not %zu to %u", h.header_size,
-                               sizeof(h), LP_MAX_HEADER_SIZE);
+                               header_min, LP_MAX_HEADER_SIZE);
         if (h.header_size > size)
                 return CORRUPT(f, err, "truncated header (%zu of %u bytes)", size,
                                h.header_size);
-        memcpy(&h, sec, sizeof(h));
+        /* Fields past a short header read as 0. */
+        known = MIN((size_t)h.header_size, sizeof(h));
+        memset(&h, 0, sizeof(h));
+        memcpy(&h, sec, known);
         header_from_le(&h);
 
         if (h.flags & ~LP_FLAGS_KNOWN) {
@@ -259,6 +352,28 @@ static int parse_meta(struct lp_file *f, const uint8_t *sec, size_t size, struct
         if (h.strtab_off < funcs_end && h.funcs_off < strtab_end)
                 return CORRUPT(f, err, "function table overlaps the string table");
 
+        if (h.n_binds > 0 && h.version < LP_META_VERSION_BINDS)
+                return CORRUPT(f, err,
+                               "%u bindings in a version %u file (bindings need version %u)",
+                               h.n_binds, h.version, LP_META_VERSION_BINDS);
+        if (h.n_binds > LP_MAX_BINDS)
+                return CORRUPT(f, err, "binding count %u is more than %u", h.n_binds,
+                               LP_MAX_BINDS);
+        if (h.n_binds > 0) {
+                if (h.bind_size < sizeof(struct lp_meta_bind) || h.bind_size > LP_MAX_BIND_SIZE)
+                        return CORRUPT(f, err, "binding entry size %u is not %zu to %u",
+                                       h.bind_size, sizeof(struct lp_meta_bind),
+                                       LP_MAX_BIND_SIZE);
+                binds_end = (uint64_t)h.binds_off + (uint64_t)h.n_binds * h.bind_size;
+                if (h.binds_off < h.header_size || binds_end > size)
+                        return CORRUPT(f, err, "binding table (%u entries at %u) out of range",
+                                       h.n_binds, h.binds_off);
+                if (h.binds_off < funcs_end && h.funcs_off < binds_end)
+                        return CORRUPT(f, err, "binding table overlaps the function table");
+                if (h.binds_off < strtab_end && h.strtab_off < binds_end)
+                        return CORRUPT(f, err, "binding table overlaps the string table");
+        }
+
         /* A private copy, NUL-terminated once more for safety. */
         f->strtab = malloc((size_t)h.strtab_size + 1);
         if (!f->strtab)
@@ -276,6 +391,7 @@ static int parse_meta(struct lp_file *f, const uint8_t *sec, size_t size, struct
         if (r < 0)
                 return r;
 
+        f->version = h.version;
         f->flags = h.flags;
         f->created = h.created;
         f->build_id_len = h.build_id_len;
@@ -300,6 +416,12 @@ static int parse_meta(struct lp_file *f, const uint8_t *sec, size_t size, struct
                 r = meta_string(f, h.strtab_size, m.new_str, what, &fn->new_name, err);
                 if (r < 0)
                         return r;
+                if (m.why_str != 0) {
+                        snprintf(what, sizeof(what), "function %zu reason", i);
+                        r = meta_string(f, h.strtab_size, m.why_str, what, &fn->why, err);
+                        if (r < 0)
+                                return r;
+                }
                 if (m.flags & ~LP_FUNC_FLAGS_KNOWN) {
                         errbuf_set(err,
                                    "'%s': function '%s' uses flags 0x%x that this liveup does not "
@@ -321,21 +443,86 @@ static int parse_meta(struct lp_file *f, const uint8_t *sec, size_t size, struct
                 memcpy(fn->entry, m.entry, sizeof(fn->entry));
                 f->n_funcs++;
         }
-        return check_unique_names(f, err);
+        r = check_unique_names(f, err);
+        if (r < 0)
+                return r;
+
+        if (h.n_binds == 0)
+                return 0;
+        f->binds = calloc(h.n_binds, sizeof(*f->binds));
+        if (!f->binds)
+                return -ENOMEM;
+        for (size_t i = 0; i < h.n_binds; i++) {
+                struct lp_bind *b = &f->binds[i];
+                struct lp_meta_bind m;
+                uint32_t kind;
+                char what[64];
+
+                memcpy(&m, sec + h.binds_off + i * h.bind_size, sizeof(m));
+                bind_from_le(&m);
+                snprintf(what, sizeof(what), "binding %zu symbol", i);
+                r = meta_string(f, h.strtab_size, m.sym_str, what, &b->sym, err);
+                if (r < 0)
+                        return r;
+                snprintf(what, sizeof(what), "binding %zu target name", i);
+                r = meta_string(f, h.strtab_size, m.name_str, what, &b->name, err);
+                if (r < 0)
+                        return r;
+                if (m.flags & ~LP_BIND_FLAGS_KNOWN) {
+                        errbuf_set(err,
+                                   "'%s': binding of '%s' uses flags 0x%x that this liveup does "
+                                   "not know",
+                                   f->path, b->sym, m.flags & ~LP_BIND_FLAGS_KNOWN);
+                        return -EPROTONOSUPPORT;
+                }
+                kind = m.flags & LP_BIND_KINDS;
+                if (kind != LP_BIND_FUNC && kind != LP_BIND_DATA)
+                        return CORRUPT(f, err,
+                                       "binding %zu ('%s') flags 0x%x: not exactly one of "
+                                       "function and data",
+                                       i, b->sym, m.flags);
+                b->addr = m.addr;
+                b->flags = m.flags;
+                f->n_binds++;
+        }
+        return index_binds(f, err);
 }
 
 /* ---- The ELF object around it ------------------------------------------- */
 
-/* A defined function of the object, for looking replacements up. */
-struct obj_func {
+/* A named symbol of the object, for looking replacements and bound
+ * symbols up. */
+struct obj_sym {
         const char *name;
-        bool valid;      /* inside an allocated executable section */
-        bool duplicate;  /* another defined function has this name */
+        bool defined;    /* not SHN_UNDEF */
+        bool func;       /* a defined STT_FUNC */
+        bool valid;      /* ... inside an allocated executable section */
 };
 
-static int cmp_obj_func(const void *a, const void *b)
+static int cmp_obj_sym(const void *a, const void *b)
 {
-        return strcmp(((const struct obj_func *)a)->name, ((const struct obj_func *)b)->name);
+        return strcmp(((const struct obj_sym *)a)->name, ((const struct obj_sym *)b)->name);
+}
+
+/* The entries named `name` in v[0..n), sorted by name: the index of the
+ * first, and their count in *ret_count (0: none). */
+static size_t obj_sym_run(const struct obj_sym *v, size_t n, const char *name,
+                          size_t *ret_count)
+{
+        size_t lo = 0, hi = n, end;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (strcmp(v[mid].name, name) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        for (end = lo; end < n && strcmp(v[end].name, name) == 0; end++)
+                ;
+        *ret_count = end - lo;
+        return lo;
 }
 
 static bool section_holds(Elf *elf, size_t shndx, const GElf_Sym *sym)
@@ -352,11 +539,12 @@ static bool section_holds(Elf *elf, size_t shndx, const GElf_Sym *sym)
         return sym->st_value <= sh.sh_size && sym->st_size <= sh.sh_size - sym->st_value;
 }
 
-/* The object's defined functions, sorted by name. */
-static int load_obj_funcs(const struct lp_file *f, Elf *elf, struct obj_func **ret,
-                          size_t *ret_n, struct errbuf *err)
+/* The object's named symbols (not files or sections), sorted by name;
+ * the names point into libelf's data. */
+static int load_obj_syms(const struct lp_file *f, Elf *elf, struct obj_sym **ret,
+                         size_t *ret_n, struct errbuf *err)
 {
-        _cleanup_free_ struct obj_func *v = NULL;
+        _cleanup_free_ struct obj_sym *v = NULL;
         Elf_Scn *scn = NULL, *symtab = NULL;
         Elf_Data *data, *xndx = NULL;
         GElf_Shdr sh, symtab_sh = {};
@@ -405,10 +593,13 @@ static int load_obj_funcs(const struct lp_file *f, Elf *elf, struct obj_func **r
                 Elf32_Word shndx_ext = 0;
                 size_t shndx;
                 const char *name;
+                int type;
+                bool func;
 
                 if (!gelf_getsymshndx(data, xndx, (int)i, &sym, &shndx_ext))
                         continue;
-                if (GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_shndx == SHN_UNDEF)
+                type = GELF_ST_TYPE(sym.st_info);
+                if (type == STT_FILE || type == STT_SECTION)
                         continue;
                 name = elf_strptr(elf, symtab_sh.sh_link, sym.st_name);
                 if (!name || !*name)
@@ -419,45 +610,52 @@ static int load_obj_funcs(const struct lp_file *f, Elf *elf, struct obj_func **r
                         shndx = 0; /* absolute or common: not code */
                 else
                         shndx = sym.st_shndx;
-                v[n++] = (struct obj_func){
+                func = type == STT_FUNC && sym.st_shndx != SHN_UNDEF;
+                v[n++] = (struct obj_sym){
                         .name = name,
-                        .valid = shndx != 0 && shndx < n_sections &&
+                        .defined = sym.st_shndx != SHN_UNDEF,
+                        .func = func,
+                        .valid = func && shndx != 0 && shndx < n_sections &&
                                  section_holds(elf, shndx, &sym),
                 };
         }
-        qsort(v, n, sizeof(*v), cmp_obj_func);
-        for (size_t i = 1; i < n; i++)
-                if (strcmp(v[i - 1].name, v[i].name) == 0)
-                        v[i - 1].duplicate = v[i].duplicate = true;
+        qsort(v, n, sizeof(*v), cmp_obj_sym);
         *ret = TAKE_PTR(v);
         *ret_n = n;
         return 0;
 }
 
-/* Every replacement must be a defined function of the object. The names
- * in `f` live in f->strtab; those of the object in libelf's data, which
- * is gone after this returns. */
-static int check_replacements(const struct lp_file *f, Elf *elf, struct errbuf *err)
+/* Every replacement must be a defined function of the object (one), and
+ * every bound symbol an undefined symbol of it, defined nowhere in it:
+ * the loader resolves undefined symbols only, so a binding of a defined
+ * one would be dead. The names in `f` live in f->strtab; those of the
+ * object in libelf's data, which is gone after this returns. */
+static int check_symbols(const struct lp_file *f, Elf *elf, struct errbuf *err)
 {
-        _cleanup_free_ struct obj_func *funcs = NULL;
+        _cleanup_free_ struct obj_sym *syms = NULL;
         size_t n = 0;
         int r;
 
-        r = load_obj_funcs(f, elf, &funcs, &n, err);
+        r = load_obj_syms(f, elf, &syms, &n, err);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < f->n_funcs; i++) {
                 const struct lp_func *fn = &f->funcs[i];
-                struct obj_func key = { .name = fn->new_name };
-                const struct obj_func *o;
+                const struct obj_sym *o = NULL;
+                size_t first, count, n_defs = 0;
 
-                o = n > 0 ? bsearch(&key, funcs, n, sizeof(*funcs), cmp_obj_func) : NULL;
+                first = obj_sym_run(syms, n, fn->new_name, &count);
+                for (size_t k = first; k < first + count; k++)
+                        if (syms[k].func) {
+                                o = &syms[k];
+                                n_defs++;
+                        }
                 if (!o)
                         return CORRUPT(f, err,
                                        "function %zu ('%s'): replacement '%s' is not a function "
                                        "defined in the object",
                                        i, fn->name, fn->new_name);
-                if (o->duplicate)
+                if (n_defs > 1)
                         return CORRUPT(f, err,
                                        "function %zu ('%s'): replacement '%s' is defined more "
                                        "than once",
@@ -467,6 +665,22 @@ static int check_replacements(const struct lp_file *f, Elf *elf, struct errbuf *
                                        "function %zu ('%s'): replacement '%s' is not inside a "
                                        "code section",
                                        i, fn->name, fn->new_name);
+        }
+        for (size_t i = 0; i < f->n_binds; i++) {
+                const struct lp_bind *b = &f->binds[i];
+                size_t first, count;
+
+                first = obj_sym_run(syms, n, b->sym, &count);
+                if (count == 0)
+                        return CORRUPT(f, err,
+                                       "binding %zu: symbol '%s' is not a symbol of the object",
+                                       i, b->sym);
+                for (size_t k = first; k < first + count; k++)
+                        if (syms[k].defined)
+                                return CORRUPT(f, err,
+                                               "binding %zu: symbol '%s' is defined in the "
+                                               "object, not undefined",
+                                               i, b->sym);
         }
         return 0;
 }
@@ -600,7 +814,7 @@ static int parse_image(void *image, size_t size, const char *name, struct lp_fil
         r = parse_meta(f, sec, sec_size, err);
         if (r < 0)
                 return r;
-        r = check_replacements(f, elf, err);
+        r = check_symbols(f, elf, err);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(f);
@@ -708,6 +922,36 @@ static int cmp_name_ptr(const void *a, const void *b)
         return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* The writer's copy of the reader's rules for the bindings. */
+static int check_binds(const struct lp_file *m)
+{
+        _cleanup_free_ const char **syms = NULL;
+
+        if (m->n_binds == 0)
+                return 0;
+        if (m->n_binds > LP_MAX_BINDS || !m->binds)
+                return -EINVAL;
+        syms = calloc(m->n_binds, sizeof(*syms));
+        if (!syms)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_binds; i++) {
+                const struct lp_bind *b = &m->binds[i];
+                uint32_t kind = b->flags & LP_BIND_KINDS;
+
+                if (!good_string(b->sym) || !good_string(b->name))
+                        return -EINVAL;
+                if ((b->flags & ~LP_BIND_FLAGS_KNOWN) ||
+                    (kind != LP_BIND_FUNC && kind != LP_BIND_DATA))
+                        return -EINVAL;
+                syms[i] = b->sym;
+        }
+        qsort(syms, m->n_binds, sizeof(*syms), cmp_name_ptr);
+        for (size_t i = 1; i < m->n_binds; i++)
+                if (strcmp(syms[i - 1], syms[i]) == 0)
+                        return -EINVAL;
+        return 0;
+}
+
 static int check_meta(const struct lp_file *m)
 {
         _cleanup_free_ const char **names = NULL;
@@ -728,6 +972,8 @@ static int check_meta(const struct lp_file *m)
 
                 if (!good_string(fn->name) || !good_string(fn->new_name))
                         return -EINVAL;
+                if (fn->why && !good_string(fn->why))
+                        return -EINVAL;
                 if (fn->flags & ~LP_FUNC_FLAGS_KNOWN)
                         return -EINVAL;
                 if (fn->size == 0 || fn->size > LP_MAX_FUNC_BYTES ||
@@ -739,16 +985,25 @@ static int check_meta(const struct lp_file *m)
         for (size_t i = 1; i < m->n_funcs; i++)
                 if (strcmp(names[i - 1], names[i]) == 0)
                         return -EINVAL;
-        return 0;
+        return check_binds(m);
 }
 
+static void strtab_builder_done(struct strtab_builder *b)
+{
+        free(b->buf);
+        *b = (struct strtab_builder){};
+}
+
+/* Offset 0 of the table is the empty string, as in ELF string tables:
+ * optional fields (why_str) use it for "none". */
 int lp_meta_serialize(const struct lp_file *meta, void **ret, size_t *ret_size)
 {
-        struct strtab_builder st = {};
+        _cleanup_(strtab_builder_done) struct strtab_builder st = {};
         struct lp_meta_header h = {};
         _cleanup_free_ struct lp_meta_func *funcs = NULL;
+        _cleanup_free_ struct lp_meta_bind *binds = NULL;
         _cleanup_free_ uint8_t *out = NULL;
-        size_t funcs_bytes, total;
+        size_t funcs_bytes, binds_bytes, total;
         uint32_t empty;
         int r;
 
@@ -756,10 +1011,10 @@ int lp_meta_serialize(const struct lp_file *meta, void **ret, size_t *ret_size)
         if (r < 0)
                 return r;
         funcs = calloc(meta->n_funcs, sizeof(*funcs));
-        if (!funcs)
+        binds = calloc(MAX(meta->n_binds, (size_t)1), sizeof(*binds));
+        if (!funcs || !binds)
                 return -ENOMEM;
 
-        /* Offset 0 is the empty string, as in ELF string tables. */
         r = strtab_add(&st, "", &empty);
         if (r >= 0)
                 r = strtab_add(&st, meta->id, &h.id_str);
@@ -776,6 +1031,8 @@ int lp_meta_serialize(const struct lp_file *meta, void **ret, size_t *ret_size)
                         m->new_str = m->name_str;
                 else if (r >= 0)
                         r = strtab_add(&st, fn->new_name, &m->new_str);
+                if (r >= 0 && fn->why)
+                        r = strtab_add(&st, fn->why, &m->why_str);
                 m->name_str = htole32(m->name_str);
                 m->new_str = htole32(m->new_str);
                 m->addr = htole64(fn->addr);
@@ -783,27 +1040,42 @@ int lp_meta_serialize(const struct lp_file *meta, void **ret, size_t *ret_size)
                 m->hash = htole64(fn->hash);
                 memcpy(m->entry, fn->entry, sizeof(m->entry));
                 m->flags = htole32(fn->flags);
+                m->why_str = htole32(m->why_str);
         }
-        if (r < 0) {
-                free(st.buf);
-                return r;
-        }
+        for (size_t i = 0; r >= 0 && i < meta->n_binds; i++) {
+                const struct lp_bind *b = &meta->binds[i];
+                struct lp_meta_bind *m = &binds[i];
 
-        funcs_bytes = meta->n_funcs * sizeof(*funcs);
-        total = sizeof(h) + funcs_bytes + st.len;
-        out = malloc(total);
-        if (!out) {
-                free(st.buf);
-                return -ENOMEM;
+                r = strtab_add(&st, b->sym, &m->sym_str);
+                if (r >= 0 && strcmp(b->name, b->sym) == 0)
+                        m->name_str = m->sym_str;
+                else if (r >= 0)
+                        r = strtab_add(&st, b->name, &m->name_str);
+                m->sym_str = htole32(m->sym_str);
+                m->name_str = htole32(m->name_str);
+                m->addr = htole64(b->addr);
+                m->flags = htole32(b->flags);
         }
+        if (r < 0)
+                return r;
+
+        /* Header, functions, bindings, strings. The counts are bounded
+         * (LP_MAX_FUNCS, LP_MAX_BINDS) and the strings by strtab_add(),
+         * so every offset fits in 32 bits. */
+        funcs_bytes = meta->n_funcs * sizeof(*funcs);
+        binds_bytes = meta->n_binds * sizeof(*binds);
+        total = sizeof(h) + funcs_bytes + binds_bytes + st.len;
+        out = malloc(total);
+        if (!out)
+                return -ENOMEM;
         memcpy(h.magic, LP_META_MAGIC, sizeof(h.magic));
-        h.version = htole32(LP_META_VERSION);
+        h.version = htole32(meta->n_binds > 0 ? LP_META_VERSION_BINDS : LP_META_VERSION_MIN);
         h.header_size = htole32(sizeof(h));
         h.flags = htole32(meta->flags);
         h.n_funcs = htole32((uint32_t)meta->n_funcs);
         h.funcs_off = htole32(sizeof(h));
         h.func_size = htole32(sizeof(*funcs));
-        h.strtab_off = htole32((uint32_t)(sizeof(h) + funcs_bytes));
+        h.strtab_off = htole32((uint32_t)(sizeof(h) + funcs_bytes + binds_bytes));
         h.strtab_size = htole32((uint32_t)st.len);
         h.id_str = htole32(h.id_str);
         h.name_str = htole32(h.name_str);
@@ -811,11 +1083,14 @@ int lp_meta_serialize(const struct lp_file *meta, void **ret, size_t *ret_size)
         h.build_id_len = htole32((uint32_t)meta->build_id_len);
         memcpy(h.build_id, meta->build_id, meta->build_id_len);
         h.created = htole64(meta->created);
+        h.n_binds = htole32((uint32_t)meta->n_binds);
+        h.binds_off = htole32((uint32_t)(sizeof(h) + funcs_bytes));
+        h.bind_size = htole32(sizeof(*binds));
 
         memcpy(out, &h, sizeof(h));
         memcpy(out + sizeof(h), funcs, funcs_bytes);
-        memcpy(out + sizeof(h) + funcs_bytes, st.buf, st.len);
-        free(st.buf);
+        memcpy(out + sizeof(h) + funcs_bytes, binds, binds_bytes);
+        memcpy(out + sizeof(h) + funcs_bytes + binds_bytes, st.buf, st.len);
         *ret = TAKE_PTR(out);
         *ret_size = total;
         return 0;

@@ -1,11 +1,14 @@
 #!/bin/sh
 # `liveup inspect`: the text and JSON views of a patch, and every kind of
 # bad file (missing, not ELF, not a patch, another ELF type, wrong magic,
-# another version, hostile sizes, truncated at many lengths): exit status
-# 2 and one line, never a crash.
+# another version, hostile sizes, bad bindings, truncated at many
+# lengths): exit status 2 and one line, never a crash. Files with
+# bindings, reasons or the old header are made by rewriting a patch's
+# metadata with tests/build/lpo.py, which reads and writes the format on
+# its own (`build --diff` writes them for real).
 . "$LIVEUP_BUILD_TESTS/lib.sh"
 
-plan 26
+plan 38
 
 bin=$TARGETS/target-pie-o2
 real=$(readlink -f "$bin")
@@ -28,9 +31,65 @@ check "text: sections and the symbols resolved in the target" sh -c "
         grep -q '^  \.text\.parse_header  *code  *[0-9]* bytes$' '$T/out' &&
         grep -q '^symbols resolved in the target: ' '$T/out' &&
         grep -q '^  items_seen$' '$T/out'"
+check "text: the new helper and variable, no bindings" sh -c "
+        grep -A1 '^new functions: 1$' '$T/out' | grep -q '^  clamp$' &&
+        grep -A1 '^new data: 1$' '$T/out' | grep -q '^  fix_calls$' &&
+        grep -q '^symbols bound to target addresses: 0$' '$T/out'"
 run_liveup inspect --json good.lpo
 check "json: exit status 0, one document" lpo check "$T/out" "d['format_version'] == 1 and d['file'] == 'good.lpo'"
 check "json: the replaced functions match the target" lpo funcs "$T/out" "$bin" parse_header count_items
+check "json: every metadata field and the new symbols match the file" lpo meta-check "$T/out" good.lpo
+check "json: no reasons, no bindings; clamp and fix_calls are new" lpo check "$T/out" \
+        "([f['why'] for f in d['functions']] == [None, None] and d['bindings'] == [] and
+          d['new_functions'] == ['clamp'] and d['new_data'] == ['fix_calls'])"
+
+# ---- Reasons and bindings (format version 2) --------------------------------
+lpo rewrite good.lpo bound.lpo "
+m['functions'][0]['why'] = 'changed in src/http.c'
+m['bindings'] = [
+    dict(symbol='items_seen', target_symbol='items_seen', address='0x4028', kind='data',
+         static=True),
+    dict(symbol='format_item', target_symbol='format_item.constprop.0', address='0x1200',
+         kind='function', static=True)]"
+run_liveup inspect bound.lpo
+check "text: a function's reason" sh -c "
+        grep -q '^  parse_header  at 0x[0-9a-f]\{16\}, [0-9]* bytes, hash 0x[0-9a-f]\{16\} - changed in src/http.c$' '$T/out' &&
+        grep -q '^  count_items   at 0x[0-9a-f]\{16\}, [0-9]* bytes, hash 0x[0-9a-f]\{16\} (static)$' '$T/out'"
+check "text: the bindings" sh -c "
+        grep -q '^symbols bound to target addresses: 2$' '$T/out' &&
+        grep -q '^  items_seen   -> items_seen at 0x0000000000004028, data, static$' '$T/out' &&
+        grep -q '^  format_item  -> format_item.constprop.0 at 0x0000000000001200, function, static$' '$T/out'"
+run_liveup inspect --json bound.lpo
+check "json: version 2, every field as lpo.py reads the file" lpo meta-check "$T/out" bound.lpo
+check "json: the reason and the bindings" lpo check "$T/out" "(
+        d['format_version'] == 2 and d['functions'][0]['why'] == 'changed in src/http.c' and
+        d['functions'][1]['why'] is None and d['bindings'][1] == {
+            'symbol': 'format_item', 'target_symbol': 'format_item.constprop.0',
+            'address': '0x0000000000001200', 'kind': 'function', 'static': True})"
+
+# A patch from before the bindings: the 128-byte header.
+lpo rewrite good.lpo old.lpo "m['header_size'] = 128"
+run_liveup inspect --json old.lpo
+check "the old header (128 bytes) still reads" lpo meta-check "$T/out" old.lpo
+
+lpo rewrite good.lpo bad.lpo "m['version'] = 1; m['bindings'] = [dict(symbol='items_seen',
+    target_symbol='items_seen', address='0x4028', kind='data', static=True)]"
+run_liveup inspect bad.lpo
+refused 2 "'bad.lpo': corrupt .liveup section: 1 bindings in a version 1 file (bindings need version 2)" \
+        "bindings in a version 1 file (an older liveup would resolve them by name)"
+lpo rewrite good.lpo bad.lpo "m['bindings'] = [dict(symbol='fix_calls', target_symbol='count',
+    address='0x4028', kind='data', static=True)]"
+run_liveup inspect bad.lpo
+refused 2 "'bad.lpo': corrupt .liveup section: binding 0: symbol 'fix_calls' is defined in the object, not undefined" \
+        "a binding of a symbol the patch defines"
+lpo rewrite good.lpo bad.lpo "m['bindings'] = [dict(symbol='count', target_symbol='count',
+    address='0x4028', kind='data', static=True)]"
+run_liveup inspect bad.lpo
+refused 2 "'bad.lpo': corrupt .liveup section: binding 0: symbol 'count' is not a symbol of the object" \
+        "a binding of a symbol the patch does not have"
+lpo rewrite good.lpo bad.lpo "m['version'] = 3"
+run_liveup inspect bad.lpo
+refused 2 "'bad.lpo': patch format version 3, this liveup reads versions 1 to 2" "version 3"
 
 # ---- Bad files: exit status 2, one line -----------------------------------
 run_liveup inspect "$T/missing.lpo"
@@ -54,14 +113,14 @@ run_liveup inspect bad.lpo
 refused 2 "'bad.lpo': corrupt .liveup section: bad magic" "wrong magic"
 lpo patch good.lpo bad.lpo 8 63000000
 run_liveup inspect bad.lpo
-refused 2 "'bad.lpo': patch format version 99, this liveup reads version 1" "version 99"
+refused 2 "'bad.lpo': patch format version 99, this liveup reads versions 1 to 2" "version 99"
 lpo patch good.lpo bad.lpo 20 ffffffff
 run_liveup inspect bad.lpo
 refused 2 "'bad.lpo': corrupt .liveup section: function count 4294967295 is more than 65536" \
         "a huge function count"
 lpo patch good.lpo bad.lpo 20 00010000
 run_liveup inspect bad.lpo
-refused 2 "'bad.lpo': corrupt .liveup section: function table (256 entries at 128) out of range" \
+refused 2 "'bad.lpo': corrupt .liveup section: function table (256 entries at 144) out of range" \
         "a function table past the end"
 lpo patch good.lpo bad.lpo 12 ffffff7f
 run_liveup inspect bad.lpo
@@ -109,16 +168,18 @@ done
 ok $bad "truncated files: exit status 2 and one line at every length tried"
 
 # Each byte of the metadata header and the first function entry set to
-# 0xff: a clean result or exit status 2, never a crash.
+# 0xff, and each byte of the header and both tables of bound.lpo: a
+# clean result or exit status 2, never a crash.
 mkdir flips
-"$PYTHON" - good.lpo flips <<'PY'
+"$PYTHON" - good.lpo bound.lpo flips <<'PY'
 import sys
-data = open(sys.argv[1], "rb").read()
-off = data.index(b"LIVEUP\x1a\x01")
-for i in range(128 + 56):
-    bad = bytearray(data)
-    bad[off + i] = 0xff
-    open("%s/%d.lpo" % (sys.argv[2], i), "wb").write(bad)
+for name, count in ((sys.argv[1], 144 + 56), (sys.argv[2], 144 + 2 * 56 + 2 * 24)):
+    data = open(name, "rb").read()
+    off = data.index(b"LIVEUP\x1a\x01")
+    for i in range(count):
+        bad = bytearray(data)
+        bad[off + i] = 0xff
+        open("%s/%s-%d.lpo" % (sys.argv[3], name[:-4], i), "wb").write(bad)
 PY
 bad=0
 for f in flips/*.lpo; do
@@ -129,8 +190,8 @@ for f in flips/*.lpo; do
                 bad=$((bad + 1))
         fi
 done
-check "184 files, one per metadata byte" [ "$(ls flips | wc -l)" -eq 184 ]
-ok $bad "every metadata header byte set to 0xff: shown or refused cleanly"
+check "200 + 304 files, one per metadata byte" [ "$(ls flips | wc -l)" -eq 504 ]
+ok $bad "every metadata header and table byte set to 0xff: shown or refused cleanly"
 
 run_liveup inspect
 refused 2 "inspect: missing FILE.lpo" "missing argument"

@@ -12,9 +12,34 @@
 #                                      written at OFFSET inside .liveup
 #   lpo.py meta-size FILE              size of FILE's .liveup section
 #   lpo.py build-id FILE               FILE's GNU build-id, in hex
+#
+# The .liveup metadata, read and written here from its layout
+# (src/livepatch/format.h, docs/internals/lpo.md), not with liveup's code:
+#   lpo.py meta FILE                   FILE's metadata as JSON, with
+#                                      inspect --json's names
+#   lpo.py meta-check JSON FILE        inspect --json (JSON) says what FILE
+#                                      holds: every metadata field, and
+#                                      the new functions and data of its
+#                                      symbol table
+#   lpo.py rewrite IN OUT CODE         OUT is IN with its metadata rewritten:
+#                                      CODE (Python statements) edits `m`,
+#                                      the metadata as `meta` prints it
+#                                      (plus "header_size", "version"
+#                                      when set: forced), and the section
+#                                      is written again (version 2 when
+#                                      there are bindings, else 1)
 import json
 import struct
 import sys
+
+MAGIC = b"LIVEUP\x1a\x01"
+HEADER = "<8sIIIIIIIIIIII64sQ"        # version 1: 128 bytes
+HEADER_V1_SIZE = 128
+BINDS = "<IIII"                       # version 2: after the version 1 header
+FUNC = "<IIQQQ16sII"                  # 56 bytes
+BIND = "<IIQII"                       # 24 bytes
+FUNC_LOCAL = 1
+BIND_FUNC, BIND_DATA, BIND_LOCAL = 1, 2, 4
 
 
 def fail(msg):
@@ -71,6 +96,102 @@ class Elf:
                 o = off + addr - vaddr
                 return self.data[o:o + size]
         fail("0x%x+%d is not in a PT_LOAD" % (addr, size))
+
+
+def meta_section(e, path):
+    s = e.section(".liveup")
+    if s is None:
+        fail("%s: no .liveup section" % path)
+    return s
+
+
+def decode_meta(sec):
+    """The .liveup bytes as a dict with inspect --json's names."""
+    if sec[:8] != MAGIC:
+        fail("bad magic")
+    (_magic, version, header_size, flags, n_funcs, funcs_off, func_size, strtab_off,
+     strtab_size, id_str, name_str, target_str, build_id_len, build_id,
+     created) = struct.unpack_from(HEADER, sec, 0)
+    n_binds = binds_off = bind_size = 0
+    if header_size >= HEADER_V1_SIZE + 16:
+        (n_binds, binds_off, bind_size, _r) = struct.unpack_from(BINDS, sec, HEADER_V1_SIZE)
+    strtab = sec[strtab_off:strtab_off + strtab_size]
+
+    def string(off):
+        return strtab[off:strtab.index(b"\0", off)].decode()
+
+    m = {"format_version": version, "header_size": header_size, "id": string(id_str),
+         "name": string(name_str), "target": string(target_str),
+         "build_id": build_id[:build_id_len].hex(), "cumulative": bool(flags & 1),
+         "created": created, "functions": [], "bindings": []}
+    for i in range(n_funcs):
+        (name, new, addr, size, h, entry, fflags, why) = struct.unpack_from(
+            FUNC, sec, funcs_off + i * func_size)
+        m["functions"].append({
+            "name": string(name), "replacement": string(new), "address": "0x%016x" % addr,
+            "size": size, "hash": "0x%016x" % h, "static": bool(fflags & FUNC_LOCAL),
+            "entry": entry.hex(), "why": string(why) if why else None})
+    for i in range(n_binds):
+        (sym, name, addr, bflags, _r) = struct.unpack_from(BIND, sec, binds_off + i * bind_size)
+        m["bindings"].append({
+            "symbol": string(sym), "target_symbol": string(name), "address": "0x%016x" % addr,
+            "kind": "function" if bflags & BIND_FUNC else "data",
+            "static": bool(bflags & BIND_LOCAL)})
+    return m
+
+
+def encode_meta(m):
+    """The writer's layout: header, functions, bindings, strings (offset 0
+    is the empty string). Version 2 when there are bindings."""
+    strtab = bytearray(b"\0")
+    offsets = {}
+
+    def string(s):
+        if s not in offsets:
+            offsets[s] = len(strtab)
+            strtab.extend(s.encode() + b"\0")
+        return offsets[s]
+
+    binds = m.get("bindings", [])
+    header_size = m.get("header_size", HEADER_V1_SIZE + 16)
+    version = m.get("version", 2 if binds else 1)
+    funcs_off = header_size
+    binds_off = funcs_off + 56 * len(m["functions"])
+    strtab_off = binds_off + 24 * len(binds)
+    body = bytearray()
+    for f in m["functions"]:
+        body += struct.pack(FUNC, string(f["name"]), string(f["replacement"]),
+                            int(f["address"], 16), f["size"], int(f["hash"], 16),
+                            bytes.fromhex(f["entry"]), FUNC_LOCAL if f["static"] else 0,
+                            string(f["why"]) if f.get("why") else 0)
+    for b in binds:
+        flags = BIND_FUNC if b["kind"] == "function" else BIND_DATA
+        body += struct.pack(BIND, string(b["symbol"]), string(b["target_symbol"]),
+                            int(b["address"], 16), flags | (BIND_LOCAL if b["static"] else 0), 0)
+    bid = bytes.fromhex(m["build_id"])
+    header = struct.pack(HEADER, MAGIC, version, header_size, 1 if m["cumulative"] else 0,
+                         len(m["functions"]), funcs_off, 56, strtab_off, 0, string(m["id"]),
+                         string(m["name"]), string(m["target"]), len(bid),
+                         bid.ljust(64, b"\0"), m["created"])
+    header += struct.pack(BINDS, len(binds), binds_off, 24, 0)
+    header = header[:header_size].ljust(header_size, b"\0")
+    # strtab_size is known only now.
+    header = header[:36] + struct.pack("<I", len(strtab)) + header[40:]
+    return bytes(header + body + strtab)
+
+
+def new_symbols(e, replacements):
+    """The defined functions that replace nothing, and the data objects,
+    of the object's symbol table: sorted, each name once."""
+    funcs, data = set(), set()
+    for (name, _v, _s, _bind, typ, shndx) in e.symbols():
+        if not name or shndx == 0:
+            continue
+        if typ == 2 and name not in replacements:    # STT_FUNC
+            funcs.add(name)
+        elif typ in (1, 5, 6):                       # STT_OBJECT, STT_COMMON, STT_TLS
+            data.add(name)
+    return sorted(funcs), sorted(data)
 
 
 def fnv1a64(b):
@@ -161,8 +282,57 @@ def cmd_build_id(args):
     fail("%s: no build-id" % args[0])
 
 
+def cmd_meta(args):
+    e = Elf(args[0])
+    s = meta_section(e, args[0])
+    print(json.dumps(decode_meta(e.data[s[4]:s[4] + s[5]]), indent=1))
+
+
+def cmd_meta_check(args):
+    d = load_json(args[0])
+    e = Elf(args[1])
+    s = meta_section(e, args[1])
+    m = decode_meta(e.data[s[4]:s[4] + s[5]])
+    for k in ("format_version", "id", "name", "target", "build_id", "cumulative", "created",
+              "bindings"):
+        if d.get(k) != m[k]:
+            fail("%s: inspect says %r, the file %r" % (k, d.get(k), m[k]))
+    if len(d["functions"]) != len(m["functions"]):
+        fail("inspect shows %d functions, the file has %d" % (len(d["functions"]),
+                                                              len(m["functions"])))
+    for got, want in zip(d["functions"], m["functions"]):
+        for k, v in want.items():
+            if got.get(k, "missing") != v:
+                fail("function %s: %s: inspect says %r, the file %r" %
+                     (want["name"], k, got.get(k, "missing"), v))
+    funcs, data = new_symbols(e, {f["replacement"] for f in m["functions"]})
+    if d["new_functions"] != funcs or d["new_data"] != data:
+        fail("new functions %s and data %s, the symbol table has %s and %s" %
+             (d["new_functions"], d["new_data"], funcs, data))
+
+
+def cmd_rewrite(args):
+    e = Elf(args[0])
+    s = meta_section(e, args[0])
+    m = decode_meta(e.data[s[4]:s[4] + s[5]])
+    del m["header_size"]
+    exec(args[2], {"m": m})
+    sec = encode_meta(m)
+    # The new section goes at the end of the file (a relocatable object
+    # may place sections anywhere); its header points there.
+    data = bytearray(e.data)
+    data += b"\0" * (-len(data) % 8)
+    off = len(data)
+    data += sec
+    i = e.names.index(".liveup")
+    struct.pack_into("<QQ", data, e.shoff + i * e.shentsize + 0x18, off, len(sec))
+    with open(args[1], "wb") as f:
+        f.write(data)
+
+
 cmds = {"funcs": cmd_funcs, "check": cmd_check, "patch": cmd_patch, "meta-size": cmd_meta_size,
-        "build-id": cmd_build_id}
+        "build-id": cmd_build_id, "meta": cmd_meta, "meta-check": cmd_meta_check,
+        "rewrite": cmd_rewrite}
 if len(sys.argv) < 3 or sys.argv[1] not in cmds:
-    fail("usage: lpo.py funcs|check|patch|meta-size|build-id ARGS...")
+    fail("usage: lpo.py funcs|check|patch|meta-size|build-id|meta|meta-check|rewrite ARGS...")
 cmds[sys.argv[1]](sys.argv[2:])

@@ -2,7 +2,8 @@
 # Build the libFuzzer targets with clang and run each in turn:
 #   fuzz-lpo      the .lpo reader, seeded with a patch built from the build
 #                 tests' fixtures by the Meson build in $LIVEUP_BUILD
-#                 (default build/), or with SEED-DIR
+#                 (default build/) and the same with bindings and reasons
+#                 (written by tests/build/lpo.py), or with SEED-DIR
 #   fuzz-upd-msg  the live-update message and NOTIFY_SOCKET parsers,
 #                 seeded with a few valid messages written here
 #   tests/fuzz/run.sh [SECONDS] [SEED-DIR]
@@ -34,6 +35,15 @@ if [ $# -ge 2 ]; then
 elif [ -x "$b/src/cli/liveup" ] && [ -x "$b/tests/build/target-pie-o2" ]; then
         "$b/src/cli/liveup" build --replace "$here/tests/build/fixes/fix-basic.c" \
                 --target "$b/tests/build/target-pie-o2" -o "$out/corpus/seed.lpo" > /dev/null
+        # Format version 2: the target's statics it uses, bound.
+        "$PYTHON3" "$here/tests/build/lpo.py" rewrite "$out/corpus/seed.lpo" \
+                "$out/corpus/seed-bindings.lpo" "
+m['functions'][0]['why'] = 'changed in target.c'
+m['bindings'] = [
+    dict(symbol='items_seen', target_symbol='items_seen', address='0x4028', kind='data',
+         static=True),
+    dict(symbol='format_item', target_symbol='format_item', address='0x1200',
+         kind='function', static=True)]"
 fi
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
         -D_GNU_SOURCE -std=gnu11 -I"$here/src" \
