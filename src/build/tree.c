@@ -333,12 +333,15 @@ static void child_out_done(struct child_out *c)
 
 /* Run `prog` (absolute, or relative to `cwd`) with `argv` and `envp` in
  * `cwd` (NULL: ours), stdin from /dev/null; stdout and stderr go to our
- * stderr, or into `out` when it is not NULL. On return *ret_status is the
- * wait status. Returns -errno when it could not be started or waited for
- * (the child is always reaped). */
+ * stderr, or, when `ret_out` is not NULL, into *ret_out (the caller
+ * frees it with child_out_done()). *ret_status is the wait status.
+ * Returns -errno when it could not be started or waited for (a child
+ * that was started is always reaped). */
 static int spawn_wait(const char *prog, char *const argv[], char *const envp[], const char *cwd,
-                      struct child_out *out, int *ret_status)
+                      struct child_out *ret_out, int *ret_status)
 {
+        _cleanup_(child_out_done) struct child_out captured = {};
+        struct child_out *out = ret_out ? &captured : NULL;
         static const int reset[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD };
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
@@ -348,7 +351,6 @@ static int spawn_wait(const char *prog, char *const argv[], char *const envp[], 
         int status, r;
 
         if (out) {
-                *out = (struct child_out){};
                 if (pipe2(pipe_fd, O_CLOEXEC) < 0)
                         return -errno;
         }
@@ -416,13 +418,15 @@ static int spawn_wait(const char *prog, char *const argv[], char *const envp[], 
                         r = errno;
                         goto out_pipe;
                 }
+        if (ret_out) {
+                *ret_out = captured;
+                captured = (struct child_out){};
+        }
         *ret_status = status;
         r = 0;
 out_pipe:
         safe_close(pipe_fd[0]);
         safe_close(pipe_fd[1]);
-        if (r != 0 && out)
-                child_out_done(out);
         return -r;
 }
 
@@ -523,8 +527,9 @@ static char *header_name(const char *s, size_t len)
         return name;
 }
 
-/* What -p1 leaves of a header name, checked to stay inside the tree.
- * Returns NULL (and sets `bad`) for a name that leaves it. */
+/* What -p1 leaves of a header name ("b/src/x.c" -> "src/x.c"), without
+ * "." components. Returns -EXDEV for a name that leaves the tree, -ENOENT
+ * for one that -p1 leaves nothing of. */
 static int strip_p1(const char *name, char **ret)
 {
         const char *s = strchr(name, '/');
@@ -560,6 +565,15 @@ static int strip_p1(const char *name, char **ret)
                 return -ENOENT;
         *ret = TAKE_PTR(out);
         return 0;
+}
+
+/* An absolute name, or one with a ".." component. */
+static bool leaves_tree(const char *name)
+{
+        size_t n = strlen(name);
+
+        return name[0] == '/' || strcmp(name, "..") == 0 || strncmp(name, "../", 3) == 0 ||
+               strstr(name, "/../") || (n >= 3 && strcmp(name + n - 3, "/..") == 0);
 }
 
 static int touched_add(char ***v, size_t *n, const char *name, bool strip)
@@ -670,7 +684,7 @@ static int parse_diff(const char *diff, const char *display, char ***ret, size_t
                         const char *p = line + 4;
 
                         old_left = hunk_count(&p);
-                        p = strstr(p, " +");
+                        p = memmem(p, ll - (size_t)(p - line), " +", 2);
                         new_left = p ? (p += 2, hunk_count(&p)) : 0;
                 } else {
                         static const char *const git_names[] = { "rename from ", "rename to ",
@@ -687,7 +701,7 @@ static int parse_diff(const char *diff, const char *display, char ***ret, size_t
 
                         if (!nm)
                                 goto oom;
-                        if (strstr(nm, "..") || nm[0] == '/')
+                        if (leaves_tree(nm))
                                 ; /* patch refuses it; its message says so */
                         else {
                                 r = touched_add(&v, &n, nm, strip);
@@ -1060,7 +1074,7 @@ static int read_log(const char *log, const char *root, struct entries *ret, stru
 {
         _cleanup_(entries_done) struct entries es = {};
         _cleanup_free_ char *text = NULL;
-        size_t len, seq = 0, w = 0;
+        size_t len, seq = 0, w = 0, cap = 0;
         int r;
 
         r = read_file_str(log, &text, &len);
@@ -1114,10 +1128,13 @@ static int read_log(const char *log, const char *root, struct entries *ret, stru
                 if (!src)
                         return -ENOMEM;
                 src_rel = below(src, root) ?: src;
-                nv = realloc(es.v, (es.n + 1) * sizeof(*nv));
-                if (!nv)
-                        return -ENOMEM;
-                es.v = nv;
+                if (es.n == cap) {
+                        cap = cap ? cap * 2 : 64;
+                        nv = realloc(es.v, cap * sizeof(*nv));
+                        if (!nv)
+                                return -ENOMEM;
+                        es.v = nv;
+                }
                 es.v[es.n] = (struct entry){ .rel = strdup(rel), .src_rel = strdup(src_rel),
                                              .seq = seq };
                 es.n++;
