@@ -819,7 +819,7 @@ TEST(object_outside_the_tree_is_refused)
         teardown(&f);
 }
 
-TEST(last_compile_of_an_object_wins_and_deleted_probes_are_dropped)
+TEST(last_compile_wins_probes_are_dropped_and_cc_is_never_self)
 {
         struct fixture f = setup(makefile);
         _cleanup_free_ char *diff = write_diff(&f, diff_util_c);
@@ -832,6 +832,9 @@ TEST(last_compile_of_an_object_wins_and_deleted_probes_are_dropped)
         struct errbuf err = {};
         int r;
 
+        /* A $CC that is liveup itself is not taken as the real compiler
+         * (the wrapper would exec itself). */
+        CHECK(setenv("CC", liveup(), 1) == 0);
         r = build(&f, diff, cmd, false, &t, &err);
         if (r < 0)
                 fprintf(stderr, "%s\n", err.msg);
