@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 
 #include "base/log.h"
+#include "build/tree.h"
 #include "base/util.h"
 #include "config.h"
 
@@ -194,7 +195,16 @@ int main(int argc, char **argv)
                 {},
         };
         const struct verb *v;
+        const char *base;
         int c;
+
+        /* Run as "cc", "gcc" or "c99" from the scratch bin/ folder of
+         * `liveup build --diff`: the compiler wrapper (src/build/wrapper.c). */
+        base = strrchr(argv[0], '/');
+        base = base ? base + 1 : argv[0];
+        if ((strcmp(base, "cc") == 0 || strcmp(base, "gcc") == 0 || strcmp(base, "c99") == 0) &&
+            getenv("LIVEUP_CC_LOG"))
+                return lb_cc_wrapper_main(argc, argv);
 
         log_set_program("liveup");
         log_setup_from_env();
