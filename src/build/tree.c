@@ -334,11 +334,12 @@ static void child_out_done(struct child_out *c)
 /* Run `prog` (absolute, or relative to `cwd`) with `argv` and `envp` in
  * `cwd` (NULL: ours), stdin from /dev/null; stdout and stderr go to our
  * stderr, or, when `ret_out` is not NULL, into *ret_out (the caller
- * frees it with child_out_done()). *ret_status is the wait status.
+ * frees it with child_out_done()), or, when `to_file` is not NULL, into
+ * that file (created or emptied). *ret_status is the wait status.
  * Returns -errno when it could not be started or waited for (a child
  * that was started is always reaped). */
 static int spawn_wait(const char *prog, char *const argv[], char *const envp[], const char *cwd,
-                      struct child_out *ret_out, int *ret_status)
+                      struct child_out *ret_out, const char *to_file, int *ret_status)
 {
         _cleanup_(child_out_done) struct child_out captured = {};
         struct child_out *out = ret_out ? &captured : NULL;
@@ -376,9 +377,14 @@ static int spawn_wait(const char *prog, char *const argv[], char *const envp[], 
                                                      0);
         if (r == 0 && out)
                 r = posix_spawn_file_actions_adddup2(&fa, pipe_fd[1], STDOUT_FILENO);
+        if (r == 0 && !out && to_file)
+                r = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, to_file,
+                                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
         if (r == 0)
-                r = posix_spawn_file_actions_adddup2(&fa, out ? pipe_fd[1] : STDERR_FILENO,
-                                                     out ? STDERR_FILENO : STDOUT_FILENO);
+                r = to_file && !out
+                            ? posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO)
+                            : posix_spawn_file_actions_adddup2(&fa, out ? pipe_fd[1] : STDERR_FILENO,
+                                                               out ? STDERR_FILENO : STDOUT_FILENO);
         if (r == 0 && cwd)
                 r = posix_spawn_file_actions_addchdir_np(&fa, cwd);
         if (r == 0)
@@ -459,7 +465,7 @@ static int run_tool(char *const argv[], struct errbuf *err)
                 errbuf_set(err, "cannot run %s: %s", argv[0], strerror(-r));
                 return r;
         }
-        r = spawn_wait(prog, argv, environ, NULL, NULL, &status);
+        r = spawn_wait(prog, argv, environ, NULL, NULL, NULL, &status);
         if (r < 0) {
                 errbuf_set(err, "cannot run %s: %s", argv[0], strerror(-r));
                 return r;
@@ -792,7 +798,7 @@ static int apply_diff(const char *diff, const char *dir, bool dry_run, const cha
 
         r = find_program("patch", getenv("PATH"), &prog);
         if (r >= 0)
-                r = spawn_wait(prog, argv, environ, NULL, &out, &status);
+                r = spawn_wait(prog, argv, environ, NULL, &out, NULL, &status);
         if (r < 0) {
                 errbuf_set(err, "cannot run patch: %s", strerror(-r));
                 return r;
@@ -947,17 +953,43 @@ static char *cmdline(char *const *cmd, size_t n)
         return s;
 }
 
+/* The first line of a build's output that reports an error ("x.c:8:30:
+ * error: ..."), for the one-line refusal; "" when none. */
+static void first_error(const char *path, char *buf, size_t size)
+{
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        char *line, *next;
+
+        buf[0] = 0;
+        if (read_file_str(path, &text, &len) < 0)
+                return;
+        for (line = text; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                if (strstr(line, "error:") || strstr(line, "Error ")) {
+                        snprintf(buf, size, "%s", line);
+                        return;
+                }
+        }
+}
+
 /* Run BUILD-COMMAND in `root` with `log` as the wrapper's log (emptied
  * first). `what` names the tree in messages ("unpatched", "patched").
- * Adds the wall time to *seconds. */
+ * Adds the wall time to *seconds. Without o->progress the build's output
+ * goes to LOG.out (a failure quotes its first error line), else to our
+ * stderr. */
 static int run_build(const struct lb_trees_opts *o, struct env *e, const char *root,
                      const char *log, const char *what, double *seconds, struct errbuf *err)
 {
-        _cleanup_free_ char *prog = NULL, *var = NULL;
+        _cleanup_free_ char *prog = NULL, *var = NULL, *out = NULL;
         uint64_t start;
-        char how[64];
+        char how[64], first[256];
         int status, r;
 
+        if (!o->progress && asprintf(&out, "%s.out", log) < 0)
+                return -ENOMEM;
         if (unlink(log) < 0 && errno != ENOENT)
                 return -errno;
         if (asprintf(&var, "LIVEUP_CC_LOG=%s", log) < 0)
@@ -980,7 +1012,7 @@ static int run_build(const struct lb_trees_opts *o, struct env *e, const char *r
                 return r;
         }
         start = now_ns();
-        r = spawn_wait(prog, o->cmd, e->v, root, NULL, &status);
+        r = spawn_wait(prog, o->cmd, e->v, root, NULL, out, &status);
         *seconds += (double)(now_ns() - start) / 1e9;
         if (r < 0) {
                 errbuf_set(err, "cannot run the build command '%s' in the %s tree: %s",
@@ -989,8 +1021,11 @@ static int run_build(const struct lb_trees_opts *o, struct env *e, const char *r
         }
         if (!succeeded(status)) {
                 describe_status(status, how, sizeof(how));
-                errbuf_set(err, "build command failed in the %s tree: '%s' %s", what, o->cmd[0],
-                           how);
+                if (out)
+                        first_error(out, first, sizeof(first));
+                errbuf_set(err, "build command failed in the %s tree: '%s' %s%s%s%s", what,
+                           o->cmd[0], how, out && first[0] ? ": " : "", out ? first : "",
+                           out ? " (--progress shows the build's output)" : "");
                 return -EPROTO;
         }
         return 0;
