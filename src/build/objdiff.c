@@ -21,6 +21,13 @@
  * a section symbol stands for the one function or variable at the
  * section's start.
  *
+ * Line numbers: a function whose bytes differ only in 32-bit fields
+ * holding line numbers that the diff moved (old line L is new line L'
+ * with the same text) is unchanged: __LINE__ in assert() or a logging
+ * macro below an inserted line. Only whole 4-byte fields outside
+ * relocations count, and only where the caller's line map says so; any
+ * other difference is a change.
+ *
  * What is not handled (and refused or reported as a change, never
  * ignored): code that refers into the middle of another function (other
  * than its own cold part), sections holding several variables that the
@@ -389,55 +396,80 @@ static size_t candidates(const struct lb_obj *o, const char *key, bool func, con
         return n;
 }
 
+/* Step 3 of correlate(): the one symbol of u with p's key that the same
+ * function uses first. 1 found (*ret), 0 none, -1 p's is not unique or
+ * unused. */
+static int by_user(const struct lb_obj *u, const struct lb_obj *p, size_t i, const char *key,
+                   bool func, int64_t *ret)
+{
+        int64_t owner = first_user(p, i), bb = -1;
+        char user[512];
+        size_t n;
+
+        if (owner < 0)
+                return -1;
+        strip_numbers(p->syms[owner].name, user, sizeof(user));
+        if (candidates(p, key, func, user, false, &bb) != 1 || bb != (int64_t)i)
+                return -1;
+        n = candidates(u, key, func, user, false, ret);
+        return n == 1 ? 1 : n == 0 ? 0 : -1;
+}
+
 static int correlate(struct lb_obj *u, struct lb_obj *p, struct errbuf *err)
 {
         for (size_t i = 1; i < p->n_syms; i++) {
                 struct lb_sym *s = &p->syms[i];
                 bool func = lb_sym_is_func(p, s);
-                char key[512], user[512];
+                char key[512];
                 int64_t a = -1, b = -1;
+                int k;
 
                 if (!correlatable(p, s))
                         continue;
-                /* 1. The same name, once on each side. */
-                if (candidates(p, s->name, func, NULL, true, &b) == 1 &&
-                    candidates(u, s->name, func, NULL, true, &a) == 1)
-                        goto found;
-                /* 2. The same name without gcc's numbers. */
                 strip_numbers(s->name, key, sizeof(key));
+                if (strcmp(key, s->name) == 0) {
+                        /* 1. A name C gave: unique in a translation unit. */
+                        if (candidates(u, s->name, func, NULL, true, &a) == 1)
+                                goto found;
+                        continue; /* new */
+                }
+                /* gcc's numbers (calls.1, scale.constprop.0) change when
+                 * another static or clone comes or goes. */
+                if (func) {
+                        /* 2. A clone: by name without the numbers... */
+                        if (candidates(p, key, func, NULL, false, &b) == 1 &&
+                            candidates(u, key, func, NULL, false, &a) == 1)
+                                goto found;
+                        /* 3. ... or also by its first caller; else new. */
+                        if (by_user(u, p, i, key, func, &a) == 1)
+                                goto found;
+                        continue;
+                }
+                /* A static local: by the function that uses it first, since
+                 * the numbers of two "calls" can swap. */
+                k = by_user(u, p, i, key, func, &a);
+                if (k == 1)
+                        goto found;
+                if (k == 0)
+                        continue; /* new */
+                if (first_user(p, i) < 0)
+                        continue; /* unused: nothing refers to it */
                 if (candidates(p, key, func, NULL, false, &b) == 1 &&
                     candidates(u, key, func, NULL, false, &a) == 1)
                         goto found;
-                /* 3. ... and used first by the same function. */
-                {
-                        int64_t owner = first_user(p, i), bb = -1, aa = -1;
-
-                        if (owner >= 0) {
-                                strip_numbers(p->syms[owner].name, user, sizeof(user));
-                                if (candidates(p, key, func, user, false, &bb) == 1) {
-                                        size_t n = candidates(u, key, func, user, false, &aa);
-                                        if (n == 1) {
-                                                a = aa;
-                                                b = bb;
-                                                goto found;
-                                        }
-                                        if (n == 0)
-                                                continue; /* new */
-                                }
-                        }
-                }
-                if (candidates(u, key, func, NULL, false, &a) == 0)
-                        continue; /* new */
-                if (func)
-                        continue; /* a new clone at worst: it goes into the patch */
                 errbuf_set(err,
                            "cannot tell which static '%s' of %s the patched build's '%s' is "
-                           "(several with that name, used by the same functions)",
+                           "(several with that name, used first by the same function)",
                            key, u->rel, s->name);
                 return -EPERM;
         found:
-                if (b != (int64_t)i)
-                        continue;
+                if (u->syms[a].twin >= 0) {
+                        errbuf_set(err, "%s: '%s' and '%s' of the patched build both look like "
+                                   "'%s' of the unpatched one",
+                                   u->rel, p->syms[u->syms[a].twin].name, s->name,
+                                   u->syms[a].name);
+                        return -EPERM;
+                }
                 s->twin = a;
                 u->syms[a].twin = (int64_t)i;
         }
@@ -448,9 +480,58 @@ static int correlate(struct lb_obj *u, struct lb_obj *p, struct errbuf *err)
 
 struct cmp {
         struct lb_obj *u, *p;
+        lb_line_moved_fn moved;
+        void *userdata;
+        bool lines; /* allow moved line numbers (top level of a function only) */
 };
 
 static bool sec_equal(struct cmp *c, const struct lb_sec *a, const struct lb_sec *b, int depth);
+
+static uint32_t le32_at(const uint8_t *p)
+{
+        uint32_t v;
+
+        memcpy(&v, p, 4);
+        return le32toh(v);
+}
+
+/* Bytes [from, to) of a and b: equal, or (c->lines) different only in
+ * 4-byte fields whose values are a line the diff moved and where it went. */
+static bool gap_equal(struct cmp *c, const uint8_t *a, const uint8_t *b, size_t from, size_t to)
+{
+        if (memcmp(a + from, b + from, to - from) == 0)
+                return true;
+        if (!c->lines || !c->moved)
+                return false;
+        for (size_t i = from; i < to;) {
+                bool ok = false;
+
+                if (a[i] == b[i]) {
+                        i++;
+                        continue;
+                }
+                /* A field that covers byte i, starting at most 3 before. */
+                for (size_t s = i >= from + 3 ? i - 3 : from; s <= i && !ok; s++) {
+                        uint32_t va, vb;
+
+                        if (s + 4 > to)
+                                break;
+                        va = le32_at(a + s);
+                        vb = le32_at(b + s);
+                        if (va == vb || va == 0 || vb == 0 || va > 10000000 || vb > 10000000)
+                                continue;
+                        if (memcmp(a + s, b + s, i - s) != 0)
+                                continue; /* a difference before i it would not cover */
+                        if (c->moved(c->userdata, va, vb)) {
+                                ok = true;
+                                i = s + 4;
+                        }
+                }
+                if (!ok)
+                        return false;
+        }
+        return true;
+}
 
 /* The C string at offset `off` of string section `s`, bounded. */
 static const char *str_at(const struct lb_sec *s, int64_t off, size_t *ret_len)
@@ -534,8 +615,23 @@ static bool target_equal(struct cmp *c, const struct lb_rela *ra, const struct l
                ra->sym != 0 && rb->sym != 0;
 }
 
-/* Equal contents and relocations, as the top of this file says. */
+static bool sec_equal_at(struct cmp *c, const struct lb_sec *a, const struct lb_sec *b,
+                         int depth);
+
+/* Equal contents and relocations, as the top of this file says (line
+ * numbers allowed to move only at depth 0, the function itself). */
 static bool sec_equal(struct cmp *c, const struct lb_sec *a, const struct lb_sec *b, int depth)
+{
+        bool lines = c->lines;
+        bool eq;
+
+        c->lines = lines && depth == 0;
+        eq = sec_equal_at(c, a, b, depth);
+        c->lines = lines;
+        return eq;
+}
+
+static bool sec_equal_at(struct cmp *c, const struct lb_sec *a, const struct lb_sec *b, int depth)
 {
         size_t last = 0;
 
@@ -551,13 +647,13 @@ static bool sec_equal(struct cmp *c, const struct lb_sec *a, const struct lb_sec
                 if (ra->off != rb->off || ra->type != rb->type || ra->off < last ||
                     ra->off + w > a->sh.sh_size)
                         return false;
-                if (memcmp(a->data + last, b->data + last, ra->off - last) != 0)
+                if (!gap_equal(c, a->data, b->data, last, ra->off))
                         return false;
                 if (!target_equal(c, ra, rb, depth))
                         return false;
                 last = ra->off + w;
         }
-        return memcmp(a->data + last, b->data + last, a->sh.sh_size - last) == 0;
+        return gap_equal(c, a->data, b->data, last, a->sh.sh_size);
 }
 
 /* ---- Deciding ------------------------------------------------------------ */
@@ -628,12 +724,19 @@ static void decide_function(struct cmp *c, struct lb_sym *s)
                 return;
         }
         t = &c->u->syms[s->twin];
-        if (t->size != s->size ||
-            !sec_equal(c, &c->u->secs[t->shndx], &c->p->secs[s->shndx], 0)) {
-                s->status = LB_CHANGED;
-                s->why = "changed";
-        } else
-                s->status = LB_SAME;
+        s->status = LB_SAME;
+        if (t->size == s->size && sec_equal(c, &c->u->secs[t->shndx], &c->p->secs[s->shndx], 0))
+                return;
+        /* Only line numbers moved? (Read-only data it refers to is
+         * compared strictly: c->lines is read at the top level only.) */
+        c->lines = true;
+        if (t->size == s->size && sec_equal(c, &c->u->secs[t->shndx], &c->p->secs[s->shndx], 0)) {
+                c->lines = false;
+                return;
+        }
+        c->lines = false;
+        s->status = LB_CHANGED;
+        s->why = "changed";
 }
 
 struct work {
@@ -723,9 +826,10 @@ static int dispose(struct lb_obj *p, struct work *w, const struct lb_sec *from,
         return 0;
 }
 
-int lb_objdiff(struct lb_obj *u, struct lb_obj *p, struct errbuf *err)
+int lb_objdiff(struct lb_obj *u, struct lb_obj *p, lb_line_moved_fn moved, void *userdata,
+               struct errbuf *err)
 {
-        struct cmp c = { u, p };
+        struct cmp c = { .u = u, .p = p, .moved = moved, .userdata = userdata };
         struct work w = {};
         int r;
 

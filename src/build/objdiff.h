@@ -104,10 +104,18 @@ int lb_obj_open(const char *path, const char *rel, struct lb_obj **ret, struct e
 void lb_obj_free(struct lb_obj *o);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct lb_obj *, lb_obj_free);
 
+/* Does the source change move line `old` of the unpatched sources to line
+ * `new` of the patched ones (with the line itself unchanged)? Lets
+ * lb_objdiff ignore code that differs only in line numbers (__LINE__ in
+ * assert() and logging macros, compiled to immediates). */
+typedef bool (*lb_line_moved_fn)(void *userdata, uint64_t old_line, uint64_t new_line);
+
 /* Compare u (unpatched) with p (patched); see the top of this file.
- * Returns 0, or -EPERM with the refusal in err (changed data, a reference
- * into the middle of a function, a static that cannot be told apart). */
-int lb_objdiff(struct lb_obj *u, struct lb_obj *p, struct errbuf *err);
+ * `moved` may be NULL (no line-number allowance). Returns 0, or -EPERM
+ * with the refusal in err (changed data, a reference into the middle of a
+ * function, a static that cannot be told apart). */
+int lb_objdiff(struct lb_obj *u, struct lb_obj *p, lb_line_moved_fn moved, void *userdata,
+               struct errbuf *err);
 
 /* Is s a function symbol defined in a text section (the one its section
  * holds)? */
