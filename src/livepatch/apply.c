@@ -206,9 +206,34 @@ static int lookup(struct apply_ctx *c, const char *name, uint64_t *ret, bool *re
 {
         const struct elf_symbol *sym;
         struct procfs_object *objs = NULL;
+        const struct lp_bind *bind;
         size_t n = 0;
         int r;
 
+        /* A binding (build --diff): the target's symbol at that address,
+         * whatever else has the name. The build-id matched, so the
+         * address is right for this object; the name is checked anyway. */
+        bind = lp_file_find_bind(c->f, name);
+        if (bind) {
+                const struct elf_symbol *cand[64];
+                size_t k = elf_file_lookup_all(c->target, bind->name, cand, ELEMENTSOF(cand));
+                bool found = false;
+
+                for (size_t i = 0; i < MIN(k, ELEMENTSOF(cand)) && !found; i++)
+                        found = cand[i]->addr == bind->addr;
+                if (!found) {
+                        errbuf_set(err, "symbol '%s' is bound to '%s' at 0x%" PRIx64
+                                   ", which the target does not have there",
+                                   name, bind->name, bind->addr);
+                        return -EBADMSG;
+                }
+                *ret = c->bias + bind->addr;
+                *ret_ifunc = false;
+                *ret_where = (struct resolved){ .file = c->target, .bias = c->bias,
+                                                .obj_start = c->obj->start,
+                                                .obj_end = c->obj->end };
+                return 0;
+        }
         r = elf_file_lookup(c->target, name, &sym, err);
         if (r == 0) {
                 *ret = c->bias + sym->addr;
