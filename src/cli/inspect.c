@@ -113,13 +113,23 @@ static size_t sort_unique(const char **v, size_t n)
         return k;
 }
 
+static bool writable(Elf *elf, size_t shndx)
+{
+        Elf_Scn *scn = shndx < SHN_LORESERVE ? elf_getscn(elf, shndx) : NULL;
+        GElf_Shdr sh;
+
+        return scn && gelf_getshdr(scn, &sh) && (sh.sh_flags & SHF_WRITE);
+}
+
 static bool is_replacement(const char *const *repl, size_t n, const char *name)
 {
         return n > 0 && bsearch(&name, repl, n, sizeof(*repl), cmp_str);
 }
 
 /* The undefined symbols, and the defined functions and data objects of
- * the patch (a function that is a replacement is not new). */
+ * the patch (a function that is a replacement is not new; nor is the cold
+ * part gcc split off a function, "name.cold", which goes with it; nor are
+ * read-only constants, which a patch carries as copies). */
 static int read_symbols(const struct lp_file *p, struct contents *c, Elf_Scn *scn,
                         const GElf_Shdr *sh)
 {
@@ -156,9 +166,11 @@ static int read_symbols(const struct lp_file *p, struct contents *c, Elf_Scn *sc
                 type = GELF_ST_TYPE(sym.st_info);
                 if (sym.st_shndx == SHN_UNDEF)
                         c->undefined[c->n_undefined++] = name;
-                else if (type == STT_FUNC && !is_replacement(repl, n_repl, name))
+                else if (type == STT_FUNC && !is_replacement(repl, n_repl, name) &&
+                         !strstr(name, ".cold"))
                         c->new_funcs[c->n_new_funcs++] = name;
-                else if (type == STT_OBJECT || type == STT_TLS || type == STT_COMMON)
+                else if ((type == STT_OBJECT && writable(c->elf, sym.st_shndx)) ||
+                         type == STT_TLS || type == STT_COMMON)
                         c->new_data[c->n_new_data++] = name;
         }
         c->n_undefined = sort_unique(c->undefined, c->n_undefined);
