@@ -78,6 +78,10 @@ void lb_result_free(struct lb_result *r)
         lb_strv_done(&s);
         s = (struct lb_strv){ r->warnings, r->n_warnings };
         lb_strv_done(&s);
+        s = (struct lb_strv){ r->new_data, r->n_new_data };
+        lb_strv_done(&s);
+        s = (struct lb_strv){ r->objects, r->n_objects };
+        lb_strv_done(&s);
         free(r);
 }
 

@@ -1,0 +1,1004 @@
+/* Diff mode of the patch builder: FIX.diff + DIR + BUILD-COMMAND -> .lpo.
+ *
+ *   1. BIN is opened first (a missing build-id refuses before any build).
+ *   2. The project is built unpatched and patched (tree.c), every object
+ *      compiled with -ffunction-sections -fdata-sections.
+ *   3. Each object compiled again for the patched tree is compared with
+ *      its unpatched twin (objdiff.c): changed and new functions, new
+ *      data; changed data is refused there.
+ *   4. The unpatched build must BE the target: every function of every
+ *      unpatched object that BIN has (found by name, and for statics by
+ *      source file) must have BIN's size and bytes, except where the
+ *      static linker filled in addresses (relocations, and the opcode
+ *      bytes it may relax: arch_reloc_span). The first function that
+ *      differs refuses the build: BIN was built from other sources or
+ *      with other flags, and a patch made from this build would not fit.
+ *   5. Every function and variable of the target that the patch's code
+ *      refers to is bound to its address in BIN (the .lpo's bindings), so
+ *      statics that share a name in two files are never confused; every
+ *      changed function is replaced at its address in BIN (too short for
+ *      the jump: refused).
+ *   6. The patch object is written (emit.c), its .liveup metadata
+ *      attached, the result read back as apply reads it and renamed into
+ *      place.
+ * The scratch trees and temporary files are removed on every path out. */
+#include "build/build.h"
+
+#include "arch/arch.h"
+#include "base/log.h"
+#include "build/common.h"
+#include "build/objdiff.h"
+#include "build/tree.h"
+#include "elf/elf.h"
+
+#include <inttypes.h>
+#include <libgen.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define MAX_CANDIDATES 64
+
+/* ---- The diff's line map ------------------------------------------------- */
+
+/* One hunk of a unified diff: old lines [old, old + n_old) became new
+ * lines [new, new + n_new); ops has one character per line of the hunk
+ * (' ' both, '-' old only, '+' new only). */
+struct hunk {
+        uint64_t old, n_old, new, n_new;
+        char *ops;
+        size_t n_ops;
+};
+
+struct linemap {
+        struct hunk *h; /* every file's hunks, each file's in order */
+        size_t n;
+        size_t *file_start; /* index of each file's first hunk */
+        size_t n_files;
+};
+
+static void linemap_done(struct linemap *m)
+{
+        for (size_t i = 0; i < m->n; i++)
+                free(m->h[i].ops);
+        free(m->h);
+        free(m->file_start);
+}
+
+/* Read the hunks of every file of the unified diff at `path`. Lines of a
+ * hunk are counted from its header, so a removed line that starts with
+ * "--" is not taken for a file header. */
+static int linemap_read(const char *path, struct linemap *m)
+{
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        char *line, *next;
+        struct hunk *cur = NULL;
+        uint64_t left_old = 0, left_new = 0;
+        int r;
+
+        r = read_file_str(path, &text, &len);
+        if (r < 0)
+                return r;
+        for (line = text; line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                if (cur && (left_old > 0 || left_new > 0)) {
+                        char op = line[0] == '-' || line[0] == '+' ? line[0] : ' ';
+                        char *nv;
+
+                        if (line[0] == '\\')
+                                continue; /* "\ No newline at end of file" */
+                        if ((op == '-' && left_old == 0) || (op == '+' && left_new == 0) ||
+                            (op == ' ' && (left_old == 0 || left_new == 0)))
+                                return -EBADMSG;
+                        nv = realloc(cur->ops, cur->n_ops + 1);
+                        if (!nv)
+                                return -ENOMEM;
+                        cur->ops = nv;
+                        cur->ops[cur->n_ops++] = op;
+                        if (op != '+')
+                                left_old--;
+                        if (op != '-')
+                                left_new--;
+                        continue;
+                }
+                if (strncmp(line, "+++ ", 4) == 0) {
+                        size_t *nf = reallocarray(m->file_start, m->n_files + 1, sizeof(*nf));
+                        if (!nf)
+                                return -ENOMEM;
+                        m->file_start = nf;
+                        nf[m->n_files++] = m->n;
+                        cur = NULL;
+                        continue;
+                }
+                if (strncmp(line, "@@ -", 4) == 0 && m->n_files > 0) {
+                        unsigned long long a, b = 1, c, d = 1;
+                        struct hunk *nh;
+
+                        if (sscanf(line, "@@ -%llu,%llu +%llu,%llu @@", &a, &b, &c, &d) != 4 &&
+                            sscanf(line, "@@ -%llu +%llu,%llu @@", &a, &c, &d) != 3 &&
+                            sscanf(line, "@@ -%llu,%llu +%llu @@", &a, &b, &c) != 3 &&
+                            sscanf(line, "@@ -%llu +%llu @@", &a, &c) != 2)
+                                return -EBADMSG;
+                        nh = reallocarray(m->h, m->n + 1, sizeof(*nh));
+                        if (!nh)
+                                return -ENOMEM;
+                        m->h = nh;
+                        cur = &nh[m->n++];
+                        *cur = (struct hunk){ .old = a, .n_old = b, .new = c, .n_new = d };
+                        left_old = b;
+                        left_new = d;
+                }
+        }
+        return 0;
+}
+
+/* Where unpatched line L of file f's hunks went: its new line, or 0 when
+ * the diff removed it. */
+static uint64_t linemap_file(const struct linemap *m, size_t f, uint64_t L)
+{
+        size_t end = f + 1 < m->n_files ? m->file_start[f + 1] : m->n;
+        int64_t delta = 0;
+
+        for (size_t i = m->file_start[f]; i < end; i++) {
+                const struct hunk *h = &m->h[i];
+                uint64_t o = h->old, n = h->new;
+
+                if (h->n_old == 0)
+                        o++; /* "-L,0": the hunk inserts after line L */
+                if (L < o)
+                        break;
+                if (L < o + h->n_old) {
+                        for (size_t k = 0; k < h->n_ops; k++) {
+                                char op = h->ops[k];
+                                if (op != '+' && o == L)
+                                        return op == ' ' ? n : 0;
+                                if (op != '+')
+                                        o++;
+                                if (op != '-')
+                                        n++;
+                        }
+                        return 0;
+                }
+                delta = (int64_t)(h->new + h->n_new) - (int64_t)(h->old + h->n_old);
+                if (h->n_new == 0)
+                        delta++;
+                if (h->n_old == 0)
+                        delta--;
+        }
+        return (uint64_t)((int64_t)L + delta);
+}
+
+/* lb_line_moved_fn: does some file of the diff move line `old` to `new`? */
+static bool line_moved(void *userdata, uint64_t old, uint64_t new)
+{
+        const struct linemap *m = userdata;
+
+        if (old == new)
+                return false;
+        for (size_t f = 0; f < m->n_files; f++)
+                if (linemap_file(m, f, old) == new)
+                        return true;
+        return false;
+}
+
+struct pair {
+        struct lb_obj *u, *p;
+        const struct lb_object_pair *op;
+};
+
+struct diff {
+        const struct lb_diff_opts *o;
+        struct elf_file *bin;
+        const char *bin_name;
+        struct pair *pairs;  /* objects whose patched build differs */
+        size_t n_pairs;
+        struct lp_func *funcs;
+        size_t n_funcs;
+        struct lp_bind *binds;
+        size_t n_binds;
+        struct lb_strv names; /* storage for funcs' and binds' strings */
+        struct lb_strv helpers, new_data, objects, warnings;
+        size_t n_checked;
+        struct linemap lines;
+};
+
+static void diff_done(struct diff *d)
+{
+        for (size_t i = 0; i < d->n_pairs; i++) {
+                lb_obj_free(d->pairs[i].u);
+                lb_obj_free(d->pairs[i].p);
+        }
+        free(d->pairs);
+        free(d->funcs);
+        free(d->binds);
+        lb_strv_done(&d->names);
+        lb_strv_done(&d->helpers);
+        lb_strv_done(&d->new_data);
+        lb_strv_done(&d->objects);
+        lb_strv_done(&d->warnings);
+        linemap_done(&d->lines);
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+        struct timespec t;
+
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* FIX's basename without ".diff" or ".patch". */
+static char *diff_stem(const char *fix)
+{
+        const char *base = strrchr(fix, '/');
+        char *s;
+        size_t n;
+
+        s = strdup(base ? base + 1 : fix);
+        if (!s)
+                return NULL;
+        n = strlen(s);
+        if (n > 5 && strcmp(s + n - 5, ".diff") == 0)
+                s[n - 5] = 0;
+        else if (n > 6 && strcmp(s + n - 6, ".patch") == 0)
+                s[n - 6] = 0;
+        return s;
+}
+
+/* ---- Finding the unpatched build's symbols in BIN ------------------------ */
+
+static const char *base_name(const char *path)
+{
+        const char *s = path ? strrchr(path, '/') : NULL;
+
+        return s ? s + 1 : path;
+}
+
+/* BIN's symbol for symbol s of unpatched object u: by name, of the same
+ * kind; a static (or a hidden global, which the linker makes local) also
+ * by source file; then by size. -ENOENT when BIN has none, -ENOTUNIQ when
+ * it cannot be told apart. */
+static int bin_find(const struct diff *d, const struct lb_obj *u, const struct lb_sym *s,
+                    const struct elf_symbol **ret)
+{
+        const struct elf_symbol *c[MAX_CANDIDATES], *keep[MAX_CANDIDATES];
+        bool func = lb_sym_is_func(u, s);
+        size_t n, k = 0;
+
+        n = MIN(elf_file_lookup_all(d->bin, s->name, c, ELEMENTSOF(c)), ELEMENTSOF(c));
+        for (size_t i = 0; i < n; i++) {
+                bool cf = c[i]->type == ELF_SYM_FUNC;
+                if (cf != func || (!func && c[i]->type == ELF_SYM_OTHER))
+                        continue;
+                /* One symbol may be listed twice (.symtab and .dynsym). */
+                bool dup = false;
+                for (size_t j = 0; j < k; j++)
+                        dup |= keep[j]->addr == c[i]->addr;
+                if (!dup)
+                        keep[k++] = c[i];
+        }
+        if (k > 1 || (k == 1 && s->bind == STB_LOCAL)) {
+                /* By source file: a static follows its file's STT_FILE. */
+                const char *file = base_name(u->file);
+                size_t m = 0;
+                for (size_t i = 0; i < k; i++) {
+                        if (keep[i]->local && keep[i]->file && file &&
+                            strcmp(base_name(keep[i]->file), file) == 0)
+                                keep[m++] = keep[i];
+                        else if (!keep[i]->local && s->bind != STB_LOCAL)
+                                keep[m++] = keep[i];
+                }
+                k = m;
+        }
+        if (k > 1) {
+                size_t m = 0;
+                for (size_t i = 0; i < k; i++)
+                        if (keep[i]->size == s->size)
+                                keep[m++] = keep[i];
+                k = m;
+        }
+        if (k == 0)
+                return -ENOENT;
+        if (k > 1)
+                return -ENOTUNIQ;
+        *ret = keep[0];
+        return 0;
+}
+
+/* The relocation fields of function s of u, and the bytes around them a
+ * static linker may rewrite, as [from, to) offsets into the function. */
+struct span {
+        uint64_t from, to;
+};
+
+static size_t reloc_spans(const struct lb_obj *u, const struct lb_sym *s, struct span *v,
+                          size_t max)
+{
+        const struct lb_sec *sec = &u->secs[s->shndx];
+        size_t n = 0;
+
+        for (size_t k = 0; k < sec->n_relas && n < max; k++) {
+                const struct lb_rela *r = &sec->relas[k];
+                struct arch_reloc_span span;
+                uint64_t off;
+
+                if (r->off < s->value || r->off >= s->value + s->size)
+                        continue;
+                arch_reloc_span(r->type, &span);
+                off = r->off - s->value;
+                v[n++] = (struct span){ off > span.before ? off - span.before : 0,
+                                        MIN(off + span.width, s->size) };
+        }
+        return n;
+}
+
+static bool masked(const struct span *v, size_t n, uint64_t off)
+{
+        for (size_t i = 0; i < n; i++)
+                if (off >= v[i].from && off < v[i].to)
+                        return true;
+        return false;
+}
+
+/* Byte for byte, outside the spans: the usual case. 0, or the first
+ * offset that differs + 1. */
+static uint64_t bytes_differ(const uint8_t *a, const uint8_t *b, uint64_t size,
+                             const struct span *v, size_t n)
+{
+        for (uint64_t x = 0; x < size; x++)
+                if (a[x] != b[x] && !masked(v, n, x))
+                        return x + 1;
+        return 0;
+}
+
+struct insns {
+        struct arch_insn *v;
+        size_t n;
+};
+
+static int decode_all(const uint8_t *code, uint64_t size, struct insns *ret)
+{
+        size_t cap = 0;
+
+        for (uint64_t off = 0; off < size;) {
+                if (ret->n == cap) {
+                        cap = cap ? 2 * cap : 64;
+                        struct arch_insn *nv = reallocarray(ret->v, cap, sizeof(*nv));
+                        if (!nv)
+                                return -ENOMEM;
+                        ret->v = nv;
+                }
+                if (arch_decode(code + off, size - off, off, &ret->v[ret->n]) < 0)
+                        return -EILSEQ;
+                off += ret->v[ret->n++].len;
+        }
+        return 0;
+}
+
+static int64_t insn_at(const struct insns *l, uint64_t addr, uint64_t size)
+{
+        if (addr == size)
+                return (int64_t)l->n; /* just past the end */
+        for (size_t i = 0; i < l->n; i++)
+                if (l->v[i].addr == addr)
+                        return (int64_t)i;
+        return -1;
+}
+
+static bool same_mnemonic(const struct arch_insn *a, const struct arch_insn *b)
+{
+        size_t la = strcspn(a->text, " "), lb = strcspn(b->text, " ");
+
+        return la == lb && memcmp(a->text, b->text, la) == 0;
+}
+
+/* Instruction by instruction, for when the sizes or bytes differ: the
+ * assembler of the normal build shortens a branch to another function of
+ * the same section (a tail call: jmp rel32 -> jmp rel8), which
+ * -ffunction-sections cannot, and branches across it inside the function
+ * then have other displacements. So: the same instructions one for one;
+ * a direct branch or call whose field is relocated in the object (to
+ * another function) only needs the same mnemonic; one inside the
+ * function must reach the same instruction; anything else must have the
+ * same bytes outside the relocation spans. 0, or the object's offset of
+ * the first instruction that differs + 1. */
+static uint64_t insns_differ(const uint8_t *obj, uint64_t n_obj, const uint8_t *lnk,
+                             uint64_t n_lnk, const struct span *v, size_t n)
+{
+        struct insns a = {}, b = {};
+        uint64_t bad = 0;
+
+        if (decode_all(obj, n_obj, &a) < 0 || decode_all(lnk, n_lnk, &b) < 0) {
+                bad = 1;
+                goto out;
+        }
+        for (size_t i = 0; i < a.n && !bad; i++) {
+                const struct arch_insn *x = &a.v[i], *y;
+                bool direct, relocated = false;
+
+                if (i >= b.n) {
+                        bad = x->addr + 1;
+                        break;
+                }
+                y = &b.v[i];
+                direct = (x->flags & (ARCH_INSN_BRANCH | ARCH_INSN_CALL)) &&
+                         !(x->flags & ARCH_INSN_INDIRECT) && (x->flags & ARCH_INSN_PC_RELATIVE);
+                for (uint64_t k = x->addr; k < x->addr + x->len && !relocated; k++)
+                        relocated = masked(v, n, k);
+                if (direct) {
+                        if (!same_mnemonic(x, y) || (y->flags & ARCH_INSN_INDIRECT) ||
+                            !(y->flags & ARCH_INSN_PC_RELATIVE))
+                                bad = x->addr + 1;
+                        else if (!relocated &&
+                                 (insn_at(&a, x->target, n_obj) < 0 ||
+                                  insn_at(&a, x->target, n_obj) != insn_at(&b, y->target, n_lnk)))
+                                bad = x->addr + 1;
+                        continue;
+                }
+                if (x->len != y->len) {
+                        bad = x->addr + 1;
+                        break;
+                }
+                for (uint64_t k = 0; k < x->len; k++)
+                        if (x->bytes[k] != y->bytes[k] && !masked(v, n, x->addr + k)) {
+                                bad = x->addr + 1;
+                                break;
+                        }
+        }
+        if (!bad && a.n != b.n)
+                bad = n_obj + 1;
+out:
+        free(a.v);
+        free(b.v);
+        return bad;
+}
+
+/* Step 4 for one object: 0, or -EPERM with the first function that
+ * differs. *ret_found counts the functions BIN has. */
+static int verify_object(struct diff *d, const struct lb_obj *u, size_t *ret_found,
+                         struct errbuf *err)
+{
+        _cleanup_free_ uint8_t *buf = NULL;
+        _cleanup_free_ struct span *spans = NULL;
+        size_t cap = 0, cap_spans = 0;
+
+        for (size_t i = 1; i < u->n_syms; i++) {
+                const struct lb_sym *s = &u->syms[i];
+                const struct elf_symbol *t;
+                const uint8_t *code;
+                size_t n_spans;
+                uint64_t bad;
+
+                if (!lb_sym_is_func(u, s) || s->size == 0 || !*s->name)
+                        continue;
+                if (bin_find(d, u, s, &t) < 0)
+                        continue;
+                (*ret_found)++;
+                d->n_checked++;
+                code = lb_sym_code(u, s);
+                if (!code || t->size == 0 || t->size > s->size) {
+                        errbuf_set(err,
+                                   "the unpatched build does not match '%s': function '%s' (%s) "
+                                   "is %" PRIu64 " bytes there and %" PRIu64 " bytes in the "
+                                   "build from '%s'; build BIN from the same sources with the "
+                                   "same flags",
+                                   d->bin_name, s->name, u->rel, t->size, s->size, d->o->src);
+                        return -EPERM;
+                }
+                if (cap < s->size) {
+                        uint8_t *nb = realloc(buf, s->size);
+                        if (!nb)
+                                return -ENOMEM;
+                        buf = nb;
+                        cap = s->size;
+                }
+                if (cap_spans < u->secs[s->shndx].n_relas + 1) {
+                        cap_spans = u->secs[s->shndx].n_relas + 1;
+                        struct span *ns = reallocarray(spans, cap_spans, sizeof(*ns));
+                        if (!ns)
+                                return -ENOMEM;
+                        spans = ns;
+                }
+                if (elf_file_read_vaddr(d->bin, t->addr, buf, t->size) < 0) {
+                        errbuf_set(err, "cannot read function '%s' from '%s'", s->name,
+                                   d->bin_name);
+                        return -EIO;
+                }
+                n_spans = reloc_spans(u, s, spans, cap_spans);
+                bad = t->size == s->size ? bytes_differ(code, buf, s->size, spans, n_spans) : 1;
+                if (bad)
+                        bad = insns_differ(code, s->size, buf, t->size, spans, n_spans);
+                if (bad) {
+                        errbuf_set(err,
+                                   "the unpatched build does not match '%s': function '%s' (%s) "
+                                   "differs at offset 0x%" PRIx64 "; build BIN from the same "
+                                   "sources with the same flags",
+                                   d->bin_name, s->name, u->rel, bad - 1);
+                        return -EPERM;
+                }
+        }
+        return 0;
+}
+
+/* ---- Replaced functions and bindings ------------------------------------- */
+
+static int push_name(struct diff *d, const char *s, const char **ret)
+{
+        int r = lb_strv_push(&d->names, s);
+
+        if (r < 0)
+                return r;
+        *ret = d->names.v[d->names.n - 1];
+        return 0;
+}
+
+static void not_in_bin(const struct diff *d, const struct lb_obj *u, const struct lb_sym *us,
+                       int r, const char *role, struct errbuf *err)
+{
+        if (r == -ENOTUNIQ)
+                errbuf_set(err, "'%s' (%s), which %s, cannot be told apart from other "
+                           "symbols of that name in '%s'",
+                           us->name, u->rel, role, d->bin_name);
+        else
+                errbuf_set(err, "'%s' (%s), which %s, is not in '%s' (inlined everywhere or "
+                           "removed by the linker?)",
+                           us->name, u->rel, role, d->bin_name);
+}
+
+/* Step 5, before the patch object is written: BIN's address for every
+ * bound symbol; every replaced function must be in BIN. */
+static int resolve_pair(struct diff *d, struct pair *pr, struct errbuf *err)
+{
+        struct lb_obj *u = pr->u, *p = pr->p;
+        int r;
+
+        for (size_t k = 1; k < p->n_syms; k++) {
+                struct lb_sym *s = &p->syms[k];
+                const struct elf_symbol *t;
+                const struct lb_sym *us = s->twin >= 0 ? &u->syms[s->twin] : NULL;
+
+                if (s->disp == LB_DISP_BIND) {
+                        r = bin_find(d, u, us, &t);
+                        if (r < 0) {
+                                not_in_bin(d, u, us, r, "the patch uses", err);
+                                return -EPERM;
+                        }
+                        s->bind_addr = t->addr;
+                        s->bind_name = t->name;
+                } else if (lb_sym_is_func(p, s) && s->status == LB_CHANGED && s->parent < 0) {
+                        r = bin_find(d, u, us, &t);
+                        if (r < 0) {
+                                not_in_bin(d, u, us, r, "the patch replaces", err);
+                                return -EPERM;
+                        }
+                } else if (lb_sym_is_func(p, s) && s->status == LB_NEW && s->parent < 0) {
+                        r = lb_strv_push(&d->helpers, s->name);
+                        if (r < 0)
+                                return r;
+                } else if (s->status == LB_NEW && !lb_sym_is_func(p, s) && *s->name &&
+                           s->shndx < p->n_secs && p->secs[s->shndx].data_rw) {
+                        r = lb_strv_push(&d->new_data, s->name);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+/* Step 5, after the patch object is written (the replacement names are
+ * known): the replaced functions. */
+static int collect_funcs(struct diff *d, struct errbuf *err)
+{
+        for (size_t i = 0; i < d->n_pairs; i++) {
+                const struct lb_obj *u = d->pairs[i].u, *p = d->pairs[i].p;
+
+                for (size_t k = 1; k < p->n_syms; k++) {
+                        const struct lb_sym *s = &p->syms[k];
+                        const struct elf_symbol *t;
+                        struct lp_func fn, *nv;
+                        char why[256];
+                        int r;
+
+                        if (!lb_sym_is_func(p, s) || s->status != LB_CHANGED || s->parent >= 0)
+                                continue;
+                        r = bin_find(d, u, &u->syms[s->twin], &t);
+                        if (r < 0)
+                                return r;
+                        r = lb_target_func(d->bin, d->bin_name, t, d->o->diff, &fn, err);
+                        if (r < 0)
+                                return r;
+                        nv = reallocarray(d->funcs, d->n_funcs + 1, sizeof(*nv));
+                        if (!nv)
+                                return -ENOMEM;
+                        d->funcs = nv;
+                        snprintf(why, sizeof(why), "%s in %s", s->why ? s->why : "changed",
+                                 p->rel);
+                        if ((r = push_name(d, t->name, &fn.name)) < 0 ||
+                            (r = push_name(d, s->out_name, &fn.new_name)) < 0 ||
+                            (r = push_name(d, why, &fn.why)) < 0)
+                                return r;
+                        d->funcs[d->n_funcs++] = fn;
+                }
+        }
+        return 0;
+}
+
+/* After lb_emit: one binding per undefined bound symbol of the patch. */
+static int collect_binds(struct diff *d)
+{
+        for (size_t i = 0; i < d->n_pairs; i++) {
+                const struct lb_obj *p = d->pairs[i].p;
+
+                for (size_t k = 1; k < p->n_syms; k++) {
+                        const struct lb_sym *s = &p->syms[k];
+                        struct lp_bind *nv;
+                        bool dup = false;
+                        int r;
+
+                        if (s->disp != LB_DISP_BIND || !s->out_name)
+                                continue;
+                        for (size_t j = 0; j < d->n_binds && !dup; j++)
+                                dup = strcmp(d->binds[j].sym, s->out_name) == 0;
+                        if (dup)
+                                continue;
+                        nv = reallocarray(d->binds, d->n_binds + 1, sizeof(*nv));
+                        if (!nv)
+                                return -ENOMEM;
+                        d->binds = nv;
+                        struct lp_bind *b = &nv[d->n_binds];
+                        *b = (struct lp_bind){
+                                .addr = s->bind_addr,
+                                .flags = (lb_sym_is_func(p, s) ? LP_BIND_FUNC : LP_BIND_DATA) |
+                                         (s->bind == STB_LOCAL ? LP_BIND_LOCAL : 0),
+                        };
+                        if ((r = push_name(d, s->out_name, &b->sym)) < 0 ||
+                            (r = push_name(d, s->bind_name, &b->name)) < 0)
+                                return r;
+                        d->n_binds++;
+                }
+        }
+        return 0;
+}
+
+/* ---- The whole build ----------------------------------------------------- */
+
+static int open_target(struct diff *d, const char *path, struct errbuf *err)
+{
+        struct errbuf eerr = {};
+        const uint8_t *bid;
+        size_t bid_len;
+        int type, r;
+
+        r = elf_file_open(path, &d->bin, &eerr);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                errbuf_set(err, "%s", errbuf_or_strerror(&eerr, r));
+                return -EINVAL;
+        }
+        type = elf_file_type(d->bin);
+        if (type != ET_EXEC && type != ET_DYN) {
+                errbuf_set(err, "'%s': not an executable or shared library", path);
+                return -EINVAL;
+        }
+        if (elf_file_build_id(d->bin, &bid, &bid_len) < 0 || bid_len > LP_BUILD_ID_MAX) {
+                errbuf_set(err,
+                           "cannot build '%s': '%s' has no build-id, so a patch cannot be bound "
+                           "to it (link it with -Wl,--build-id)",
+                           d->o->diff, path);
+                return -ENODATA;
+        }
+        return 0;
+}
+
+static bool same_bytes(const char *a, const char *b)
+{
+        _cleanup_free_ char *x = NULL, *y = NULL;
+        size_t lx = 0, ly = 0;
+
+        if (read_file_str(a, &x, &lx) < 0 || read_file_str(b, &y, &ly) < 0)
+                return false;
+        return lx == ly && memcmp(x, y, lx) == 0;
+}
+
+/* Step 3: compare every object built again for the patched tree. */
+static int compare_objects(struct diff *d, const struct lb_trees *t, struct errbuf *err)
+{
+        for (size_t i = 0; i < t->n_objs; i++) {
+                const struct lb_object_pair *op = &t->objs[i];
+                _cleanup_(lb_obj_freep) struct lb_obj *u = NULL, *p = NULL;
+                bool any = false;
+                struct pair *nv;
+                int r;
+
+                if (!op->patched || !op->recompiled || same_bytes(op->orig, op->patched))
+                        continue;
+                r = lb_obj_open(op->orig, op->src_rel, &u, err);
+                if (r >= 0)
+                        r = lb_obj_open(op->patched, op->src_rel, &p, err);
+                if (r < 0)
+                        return r;
+                r = lb_objdiff(u, p, line_moved, &d->lines, err);
+                if (r < 0)
+                        return r;
+                for (size_t k = 1; k < p->n_secs; k++)
+                        any |= p->secs[k].include;
+                if (!any)
+                        continue;
+                nv = reallocarray(d->pairs, d->n_pairs + 1, sizeof(*nv));
+                if (!nv)
+                        return -ENOMEM;
+                d->pairs = nv;
+                nv[d->n_pairs++] = (struct pair){ TAKE_PTR(u), TAKE_PTR(p), op };
+                r = lb_strv_push(&d->objects, op->src_rel);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Step 4 over every object of the unpatched build. */
+static int verify_build(struct diff *d, const struct lb_trees *t, struct errbuf *err)
+{
+        for (size_t i = 0; i < t->n_objs; i++) {
+                const struct lb_object_pair *op = &t->objs[i];
+                _cleanup_(lb_obj_freep) struct lb_obj *own = NULL;
+                const struct lb_obj *u = NULL;
+                size_t found = 0;
+                bool changed = false;
+                int r;
+
+                for (size_t k = 0; k < d->n_pairs; k++)
+                        if (d->pairs[k].op == op) {
+                                u = d->pairs[k].u;
+                                changed = true;
+                        }
+                if (!u) {
+                        r = lb_obj_open(op->orig, op->src_rel, &own, err);
+                        if (r < 0)
+                                return r;
+                        u = own;
+                }
+                r = verify_object(d, u, &found, err);
+                if (r < 0)
+                        return r;
+                if (changed && found == 0) {
+                        errbuf_set(err,
+                                   "'%s' has none of the functions of %s, which the diff "
+                                   "changes: is it the right target?",
+                                   d->bin_name, op->src_rel);
+                        return -EPERM;
+                }
+        }
+        return 0;
+}
+
+static int make_result(struct diff *d, struct lb_trees *t, char **output, struct lp_file **patch,
+                       struct lb_result **ret)
+{
+        struct lb_result *res = calloc(1, sizeof(*res));
+
+        if (!res)
+                return -ENOMEM;
+        res->output = TAKE_PTR(*output);
+        res->patch = TAKE_PTR(*patch);
+#define MOVE(field, strv)                               \
+        do {                                            \
+                res->field = TAKE_PTR(d->strv.v);       \
+                res->n_##field = d->strv.n;             \
+                d->strv.n = 0;                          \
+        } while (0)
+        MOVE(helpers, helpers);
+        MOVE(new_data, new_data);
+        MOVE(objects, objects);
+        MOVE(warnings, warnings);
+#undef MOVE
+        res->n_checked = d->n_checked;
+        res->incremental = t->incremental;
+        res->build_seconds[0] = t->orig_seconds;
+        res->build_seconds[1] = t->patched_seconds;
+        *ret = res;
+        return 0;
+}
+
+int lb_build_diff(const struct lb_diff_opts *o, struct lb_result **ret, struct errbuf *err)
+{
+        _cleanup_(elf_file_freep) struct elf_file *bin = NULL;
+        _cleanup_(lb_tmpdir_done) struct lb_tmpdir td = {};
+        _cleanup_(lb_trees_freep) struct lb_trees *trees = NULL;
+        _cleanup_(diff_done) struct diff d = { .o = o, .bin_name = o->target };
+        _cleanup_(lp_file_freep) struct lp_file *patch = NULL;
+        _cleanup_free_ char *name = NULL, *id = NULL, *target = NULL, *output = NULL;
+        _cleanup_free_ char *obj_path = NULL, *lpo_path = NULL, *stem = NULL, *image = NULL;
+        _cleanup_free_ void *meta = NULL;
+        struct lb_trees_opts to = {};
+        struct lb_obj **objs = NULL;
+        struct errbuf lerr = {};
+        struct timespec t0;
+        struct stat st;
+        const uint8_t *bid;
+        size_t bid_len, meta_size, image_size = 0;
+        struct lp_file desc = {};
+        int r;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        stem = diff_stem(o->diff);
+        if (!stem)
+                return -ENOMEM;
+        if (o->name) {
+                if (!lb_name_ok(o->name)) {
+                        errbuf_set(err,
+                                   "invalid patch name '%s' (1 to %d letters, digits, '_', '-', "
+                                   "'.', '+'; not starting with '-' or '.')",
+                                   o->name, LB_NAME_MAX);
+                        return -EINVAL;
+                }
+                name = strdup(o->name);
+        } else
+                name = lb_default_name(stem);
+        if (!name)
+                return -ENOMEM;
+        if (o->output)
+                output = strdup(o->output);
+        else if (asprintf(&output, "%s.lpo", stem) < 0)
+                output = NULL;
+        if (!output)
+                return -ENOMEM;
+        if (stat(o->diff, &st) < 0 || !S_ISREG(st.st_mode)) {
+                errbuf_set(err, "'%s': %s", o->diff,
+                           errno ? strerror(errno) : "not a regular file");
+                return -EINVAL;
+        }
+        if (stat(o->src, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                errbuf_set(err, "'%s': %s", o->src,
+                           errno ? strerror(errno) : "not a folder");
+                return -EINVAL;
+        }
+        if (!o->target) {
+                errbuf_set(err, "build --diff needs --target BIN in this version");
+                return -EINVAL;
+        }
+        r = open_target(&d, o->target, err);
+        bin = d.bin; /* freed after d */
+        if (r < 0)
+                return r;
+        if (lb_same_file(output, o->diff) || lb_same_file(output, o->target)) {
+                errbuf_set(err, "refusing to write the patch over '%s', an input", output);
+                return -EINVAL;
+        }
+        (void)elf_file_build_id(bin, &bid, &bid_len);
+        target = realpath(o->target, NULL);
+        if (!target)
+                return -errno;
+
+        to = (struct lb_trees_opts){
+                .diff = o->diff,
+                .src = o->src,
+                .cmd = o->cmd,
+                .n_cmd = o->n_cmd,
+                .self = o->self,
+                .progress = o->progress,
+                .keep = o->keep,
+        };
+        r = linemap_read(o->diff, &d.lines);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                errbuf_set(err, "cannot read '%s': %s", o->diff,
+                           r == -EBADMSG ? "a hunk does not match its header" : strerror(-r));
+                return r == -EBADMSG ? -EINVAL : r;
+        }
+        r = lb_trees_build(&to, &trees, err);
+        if (r < 0)
+                return r;
+        if (trees->n_added > 0) {
+                errbuf_set(err, "cannot build '%s': it adds source file%s (%s%s), which this "
+                           "version cannot patch in",
+                           o->diff, trees->n_added > 1 ? "s" : "", trees->added[0],
+                           trees->n_added > 1 ? ", ..." : "");
+                return -EOPNOTSUPP;
+        }
+        if (o->progress)
+                log_info("comparing the objects of the two builds");
+        r = compare_objects(&d, trees, err);
+        if (r < 0)
+                return r;
+        if (d.n_pairs == 0) {
+                errbuf_set(err, "cannot build '%s': it changes no function of the program "
+                           "(only comments, or code that is not compiled?)", o->diff);
+                return -ENODATA;
+        }
+        if (o->progress)
+                log_info("checking the unpatched build against '%s'", o->target);
+        r = verify_build(&d, trees, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < d.n_pairs; i++) {
+                r = resolve_pair(&d, &d.pairs[i], err);
+                if (r < 0)
+                        return r;
+        }
+
+        r = lb_tmpdir_make(&td);
+        if (r < 0) {
+                errbuf_set(err, "cannot build '%s': cannot make a temporary folder: %s",
+                           o->diff, strerror(-r));
+                return r;
+        }
+        obj_path = lb_tmpdir_file(&td, "patch.o");
+        lpo_path = lb_tmpdir_file(&td, "patch.lpo");
+        objs = calloc(d.n_pairs, sizeof(*objs));
+        if (!obj_path || !lpo_path || !objs) {
+                free(objs);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < d.n_pairs; i++)
+                objs[i] = d.pairs[i].p;
+        r = lb_emit(objs, d.n_pairs, obj_path, err);
+        free(objs);
+        if (r < 0)
+                return r;
+        r = collect_funcs(&d, err);
+        if (r < 0)
+                return r;
+        if (d.n_funcs == 0) {
+                errbuf_set(err, "cannot build '%s': it changes no function of '%s' (only new "
+                           "code that nothing calls)", o->diff, o->target);
+                return -ENODATA;
+        }
+        r = collect_binds(&d);
+        if (r < 0)
+                return r;
+
+        r = read_file_str(obj_path, &image, &image_size);
+        if (r < 0)
+                return r;
+        id = lb_make_id(name, image, image_size, bid, bid_len);
+        if (!id)
+                return -ENOMEM;
+        desc = (struct lp_file){
+                .id = id,
+                .name = name,
+                .target = target,
+                .build_id_len = bid_len,
+                .created = lb_created_time(),
+                .funcs = d.funcs,
+                .n_funcs = d.n_funcs,
+                .binds = d.binds,
+                .n_binds = d.n_binds,
+        };
+        memcpy(desc.build_id, bid, bid_len);
+        r = lp_meta_serialize(&desc, &meta, &meta_size);
+        if (r < 0) {
+                errbuf_set(err, "cannot build '%s': cannot write the patch metadata: %s",
+                           o->diff, strerror(-r));
+                return r;
+        }
+        r = lb_attach_meta(&td, obj_path, meta, meta_size, lpo_path, o->diff, err);
+        if (r < 0)
+                return r;
+        r = lp_file_open(lpo_path, &patch, &lerr);
+        if (r < 0) {
+                errbuf_set(err, "cannot build '%s': the patch does not read back: %s", o->diff,
+                           errbuf_or_strerror(&lerr, r));
+                return r == -ENOMEM ? r : -EIO;
+        }
+        r = lb_install(output, patch->image, patch->image_size);
+        if (r < 0) {
+                errbuf_set(err, "cannot build '%s': cannot write '%s': %s", o->diff, output,
+                           strerror(-r));
+                return r;
+        }
+        free(patch->path);
+        patch->path = strdup(output);
+        if (!patch->path)
+                return -ENOMEM;
+        r = make_result(&d, trees, &output, &patch, ret);
+        if (r < 0)
+                return r;
+        (*ret)->total_seconds = seconds_since(&t0);
+        return 0;
+}
