@@ -12,7 +12,8 @@
 #   rw_fetch_lua              the pristine tree in $LUA_SRC; when it cannot
 #                             be fetched, "1..0 # SKIP reason" and exit 0
 #   rw_make_lua DIR [ARGS...] copy $LUA_SRC to DIR and run `make linux
-#                             ARGS...` there (output in DIR.log)
+#                             ARGS...` there (output in DIR.log), with as
+#                             many jobs as CPUs (the same binary, sooner)
 #   server_start LUA          run utf8-server.lua on LUA with its stdin on
 #                             the FIFO $T/req (the test writes on fd 3) and
 #                             its answers read by answers.py; SRV_PID
@@ -83,7 +84,7 @@ rw_make_lua() {
         shift
         rm -rf "$dir"
         cp -R "$LUA_SRC" "$dir" || return 1
-        if ! (cd "$dir" && make linux "$@") > "$dir.log" 2>&1; then
+        if ! (cd "$dir" && make -j"$(nproc 2> /dev/null || echo 2)" linux "$@") > "$dir.log" 2>&1; then
                 diag "make linux $* in $dir failed: $(tail -n 3 "$dir.log")"
                 return 1
         fi
