@@ -6,9 +6,11 @@
 set -eu
 
 pkgs="meson ninja-build pkg-config gcc libc6-dev libelf-dev libdw-dev libcapstone-dev libjson-c-dev python3"
+# dpkg-dev: dpkg-source (and patch, make), for scripts/fetch-lua.sh, which
+# unpacks the Lua source package of tests/realworld and bench-build.
 case "${1:-check}" in
-bench) pkgs="$pkgs wrk" ;;
-check) pkgs="$pkgs wrk clang" ;; # clang: the libFuzzer run in .ci/run
+bench) pkgs="$pkgs wrk dpkg-dev" ;;
+check) pkgs="$pkgs wrk clang dpkg-dev" ;; # clang: the libFuzzer run in .ci/run
 esac
 
 missing=""
