@@ -113,6 +113,7 @@ enum {
         ARCH_INSN_PC_RELATIVE = 1 << 3, /* an operand is relative to pc */
         ARCH_INSN_INDIRECT = 1 << 4,    /* branch/call target in reg/mem */
         ARCH_INSN_TRAP = 1 << 5,        /* int3, ud2, hlt... */
+        ARCH_INSN_PADDING = 1 << 6,     /* a no-op (alignment padding) */
 };
 
 struct arch_insn {

@@ -354,6 +354,7 @@ static uint64_t bytes_differ(const uint8_t *a, const uint8_t *b, uint64_t size,
         return 0;
 }
 
+/* A function's instructions without padding (see insns_differ). */
 struct insns {
         struct arch_insn *v;
         size_t n;
@@ -373,19 +374,21 @@ static int decode_all(const uint8_t *code, uint64_t size, struct insns *ret)
                 }
                 if (arch_decode(code + off, size - off, off, &ret->v[ret->n]) < 0)
                         return -EILSEQ;
-                off += ret->v[ret->n++].len;
+                off += ret->v[ret->n].len;
+                if (!(ret->v[ret->n].flags & ARCH_INSN_PADDING))
+                        ret->n++;
         }
         return 0;
 }
 
-static int64_t insn_at(const struct insns *l, uint64_t addr, uint64_t size)
+/* The index of the first instruction at or after `addr` (padding before
+ * it skipped); n for the end. */
+static size_t insn_at(const struct insns *l, uint64_t addr)
 {
-        if (addr == size)
-                return (int64_t)l->n; /* just past the end */
         for (size_t i = 0; i < l->n; i++)
-                if (l->v[i].addr == addr)
-                        return (int64_t)i;
-        return -1;
+                if (l->v[i].addr >= addr)
+                        return i;
+        return l->n;
 }
 
 static bool same_mnemonic(const struct arch_insn *a, const struct arch_insn *b)
@@ -395,16 +398,19 @@ static bool same_mnemonic(const struct arch_insn *a, const struct arch_insn *b)
         return la == lb && memcmp(a->text, b->text, la) == 0;
 }
 
-/* Instruction by instruction, for when the sizes or bytes differ: the
- * assembler of the normal build shortens a branch to another function of
- * the same section (a tail call: jmp rel32 -> jmp rel8), which
- * -ffunction-sections cannot, and branches across it inside the function
- * then have other displacements. So: the same instructions one for one;
- * a direct branch or call whose field is relocated in the object (to
- * another function) only needs the same mnemonic; one inside the
- * function must reach the same instruction; anything else must have the
- * same bytes outside the relocation spans. 0, or the object's offset of
- * the first instruction that differs + 1. */
+/* Instruction by instruction, for when the sizes or bytes differ. The
+ * assembler lays a function out differently when it has a section of its
+ * own (-ffunction-sections) than inside one .text: alignment padding
+ * inside the function depends on where the function starts, so padding
+ * and, across it, the short or long form of branches differ; and a
+ * branch to another function in the same section (a tail call) may be
+ * shortened, which a relocated one cannot. So: padding is skipped; the
+ * other instructions correspond one for one; a direct branch or call
+ * whose field is relocated in the object (to another function) only needs
+ * the same mnemonic; one inside the function must reach the same
+ * instruction; anything else must have the same bytes outside the
+ * relocation spans. 0, or the object's offset of the first instruction
+ * that differs + 1. */
 static uint64_t insns_differ(const uint8_t *obj, uint64_t n_obj, const uint8_t *lnk,
                              uint64_t n_lnk, const struct span *v, size_t n)
 {
@@ -432,9 +438,7 @@ static uint64_t insns_differ(const uint8_t *obj, uint64_t n_obj, const uint8_t *
                         if (!same_mnemonic(x, y) || (y->flags & ARCH_INSN_INDIRECT) ||
                             !(y->flags & ARCH_INSN_PC_RELATIVE))
                                 bad = x->addr + 1;
-                        else if (!relocated &&
-                                 (insn_at(&a, x->target, n_obj) < 0 ||
-                                  insn_at(&a, x->target, n_obj) != insn_at(&b, y->target, n_lnk)))
+                        else if (!relocated && insn_at(&a, x->target) != insn_at(&b, y->target))
                                 bad = x->addr + 1;
                         continue;
                 }
@@ -740,7 +744,41 @@ static int compare_objects(struct diff *d, const struct lb_trees *t, struct errb
         return 0;
 }
 
-/* Step 4 over every object of the unpatched build. */
+/* Is unpatched object u linked into BIN? The linker keeps each input's
+ * STT_FILE symbol before its statics in .symtab: an object with statics
+ * is in BIN when BIN has its file name there. An object without statics
+ * leaves no such trace; it counts as linked in when BIN has all its
+ * functions, with their sizes (a project's other programs have their own
+ * main()). */
+static bool linked_in(const struct diff *d, const struct lb_obj *u)
+{
+        const char *file = base_name(u->file);
+        bool statics = false, all = true;
+
+        for (size_t i = 1; i < u->n_syms; i++) {
+                const struct lb_sym *s = &u->syms[i];
+                const struct elf_symbol *t;
+
+                if (!lb_sym_is_func(u, s) && s->type != STT_OBJECT)
+                        continue;
+                if (s->bind == STB_LOCAL && *s->name)
+                        statics = true;
+                if (lb_sym_is_func(u, s) && s->bind != STB_LOCAL &&
+                    (bin_find(d, u, s, &t) < 0 || t->size > s->size))
+                        all = false;
+        }
+        if (!statics || !file)
+                return all;
+        for (size_t i = 0; i < elf_file_n_symbols(d->bin); i++) {
+                const struct elf_symbol *t = elf_file_symbol_at_index(d->bin, i);
+
+                if (t->local && t->file && strcmp(base_name(t->file), file) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* Step 4 over every object of the unpatched build that BIN holds. */
 static int verify_build(struct diff *d, const struct lb_trees *t, struct errbuf *err)
 {
         for (size_t i = 0; i < t->n_objs; i++) {
@@ -761,6 +799,15 @@ static int verify_build(struct diff *d, const struct lb_trees *t, struct errbuf 
                         if (r < 0)
                                 return r;
                         u = own;
+                }
+                if (!linked_in(d, u)) {
+                        if (!changed)
+                                continue;
+                        errbuf_set(err,
+                                   "'%s' does not contain %s, which the diff changes: is it the "
+                                   "right target?",
+                                   d->bin_name, op->src_rel);
+                        return -EPERM;
                 }
                 r = verify_object(d, u, &found, err);
                 if (r < 0)

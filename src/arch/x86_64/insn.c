@@ -104,6 +104,11 @@ static void fill_insn(const cs_insn *ci, struct arch_insn *out)
                 out->flags |= ARCH_INSN_RET;
         if (is_trap(ci->id))
                 out->flags |= ARCH_INSN_TRAP;
+        /* nop, nopw/nopl with any operand and prefixes, xchg %ax,%ax: what
+         * assemblers put between and inside functions to align. */
+        if (ci->id == X86_INS_NOP ||
+            (ci->id == X86_INS_XCHG && ci->size == 2 && ci->bytes[0] == 0x66 && ci->bytes[1] == 0x90))
+                out->flags |= ARCH_INSN_PADDING;
 
         for (unsigned i = 0; i < x->op_count && i < ELEMENTSOF(x->operands); i++) {
                 const cs_x86_op *op = &x->operands[i];
