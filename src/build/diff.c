@@ -32,7 +32,10 @@
 #include "elf/elf.h"
 
 #include <inttypes.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <libgen.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -819,6 +822,94 @@ static int verify_build(struct diff *d, const struct lb_trees *t, struct errbuf 
         return 0;
 }
 
+/* ---- Finding BIN when --target is not given ------------------------------ */
+
+struct found_elf {
+        char **v;
+        size_t n;
+};
+
+static struct found_elf *walk_found; /* nftw has no user pointer */
+
+static int walk_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        char magic[4];
+        size_t n = strlen(path);
+        _cleanup_close_ int fd = -EBADF;
+        char **nv;
+
+        (void)ftw;
+        if (flag != FTW_F || !S_ISREG(st->st_mode) || (n > 2 && strcmp(path + n - 2, ".o") == 0))
+                return 0;
+        if (walk_found->n >= 4096)
+                return 1;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0 || read(fd, magic, 4) != 4 || memcmp(magic, "\177ELF", 4) != 0)
+                return 0;
+        nv = reallocarray(walk_found->v, walk_found->n + 1, sizeof(*nv));
+        if (!nv)
+                return -1;
+        walk_found->v = nv;
+        nv[walk_found->n] = strdup(path);
+        if (!nv[walk_found->n])
+                return -1;
+        walk_found->n++;
+        return 0;
+}
+
+/* The one executable or shared library of the unpatched build that links
+ * in every changed object; its counterpart in DIR (same relative path) is
+ * the target. */
+static int find_target(struct diff *d, const struct lb_trees *t, char **ret, struct errbuf *err)
+{
+        struct found_elf all = {};
+        struct lb_strv hits = {};
+        size_t root_len = strlen(t->orig_root);
+        int r = 0;
+
+        walk_found = &all;
+        if (nftw(t->orig_root, walk_one, 16, FTW_PHYS) != 0)
+                r = -ENOMEM;
+        walk_found = NULL;
+        for (size_t i = 0; i < all.n && r >= 0; i++) {
+                struct elf_file *f = NULL;
+                bool in = true;
+                int type;
+
+                if (elf_file_open(all.v[i], &f, NULL) < 0)
+                        continue;
+                type = elf_file_type(f);
+                if (type == ET_EXEC || type == ET_DYN) {
+                        d->bin = f;
+                        for (size_t k = 0; k < d->n_pairs && in; k++)
+                                in = linked_in(d, d->pairs[k].u);
+                        d->bin = NULL;
+                        if (in && strncmp(all.v[i], t->orig_root, root_len) == 0)
+                                r = lb_strv_push(&hits, all.v[i] + root_len + 1);
+                }
+                elf_file_free(f);
+        }
+        for (size_t i = 0; i < all.n; i++)
+                free(all.v[i]);
+        free(all.v);
+        if (r >= 0 && hits.n != 1) {
+                if (hits.n == 0)
+                        errbuf_set(err, "cannot tell what to patch: no program or library the "
+                                   "build makes contains %s; give --target BIN",
+                                   d->pairs[0].op->src_rel);
+                else
+                        errbuf_set(err, "cannot tell what to patch: %zu programs or libraries "
+                                   "contain %s (%s, %s%s); give --target BIN",
+                                   hits.n, d->pairs[0].op->src_rel, hits.v[0], hits.v[1],
+                                   hits.n > 2 ? ", ..." : "");
+                r = -EINVAL;
+        }
+        if (r >= 0 && asprintf(ret, "%s/%s", d->o->src, hits.v[0]) < 0)
+                r = -ENOMEM;
+        lb_strv_done(&hits);
+        return r;
+}
+
 static int make_result(struct diff *d, struct lb_trees *t, char **output, struct lp_file **patch,
                        struct lb_result **ret)
 {
@@ -856,6 +947,7 @@ int lb_build_diff(const struct lb_diff_opts *o, struct lb_result **ret, struct e
         _cleanup_(lp_file_freep) struct lp_file *patch = NULL;
         _cleanup_free_ char *name = NULL, *id = NULL, *target = NULL, *output = NULL;
         _cleanup_free_ char *obj_path = NULL, *lpo_path = NULL, *stem = NULL, *image = NULL;
+        _cleanup_free_ char *found = NULL;
         _cleanup_free_ void *meta = NULL;
         struct lb_trees_opts to = {};
         struct lb_obj **objs = NULL;
@@ -900,22 +992,21 @@ int lb_build_diff(const struct lb_diff_opts *o, struct lb_result **ret, struct e
                            errno ? strerror(errno) : "not a folder");
                 return -EINVAL;
         }
-        if (!o->target) {
-                errbuf_set(err, "build --diff needs --target BIN in this version");
-                return -EINVAL;
+        if (o->target) {
+                r = open_target(&d, o->target, err);
+                bin = d.bin; /* freed after d */
+                if (r < 0)
+                        return r;
+                if (lb_same_file(output, o->target)) {
+                        errbuf_set(err, "refusing to write the patch over '%s', an input",
+                                   output);
+                        return -EINVAL;
+                }
         }
-        r = open_target(&d, o->target, err);
-        bin = d.bin; /* freed after d */
-        if (r < 0)
-                return r;
-        if (lb_same_file(output, o->diff) || lb_same_file(output, o->target)) {
+        if (lb_same_file(output, o->diff)) {
                 errbuf_set(err, "refusing to write the patch over '%s', an input", output);
                 return -EINVAL;
         }
-        (void)elf_file_build_id(bin, &bid, &bid_len);
-        target = realpath(o->target, NULL);
-        if (!target)
-                return -errno;
 
         to = (struct lb_trees_opts){
                 .diff = o->diff,
@@ -954,8 +1045,24 @@ int lb_build_diff(const struct lb_diff_opts *o, struct lb_result **ret, struct e
                            "(only comments, or code that is not compiled?)", o->diff);
                 return -ENODATA;
         }
+        if (!o->target) {
+                r = find_target(&d, trees, &found, err);
+                if (r < 0)
+                        return r;
+                d.bin_name = found;
+                r = open_target(&d, found, err);
+                bin = d.bin;
+                if (r < 0)
+                        return r == -EINVAL ? -ENOENT : r;
+                if (o->progress)
+                        log_info("the target is '%s'", found);
+        }
+        (void)elf_file_build_id(bin, &bid, &bid_len);
+        target = realpath(d.bin_name, NULL);
+        if (!target)
+                return -errno;
         if (o->progress)
-                log_info("checking the unpatched build against '%s'", o->target);
+                log_info("checking the unpatched build against '%s'", d.bin_name);
         r = verify_build(&d, trees, err);
         if (r < 0)
                 return r;
@@ -989,7 +1096,7 @@ int lb_build_diff(const struct lb_diff_opts *o, struct lb_result **ret, struct e
                 return r;
         if (d.n_funcs == 0) {
                 errbuf_set(err, "cannot build '%s': it changes no function of '%s' (only new "
-                           "code that nothing calls)", o->diff, o->target);
+                           "code that nothing calls)", o->diff, d.bin_name);
                 return -ENODATA;
         }
         r = collect_binds(&d);

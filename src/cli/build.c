@@ -29,7 +29,7 @@ void verb_build_usage(FILE *f)
         fprintf(f,
                 "Usage: liveup build --replace FIX.c --target BIN [-o OUT.lpo] [--name NAME]\n"
                 "                    [--cumulative] [--json] [-- CFLAGS...]\n"
-                "       liveup build --diff FIX.diff --src DIR --target BIN [-o OUT.lpo]\n"
+                "       liveup build --diff FIX.diff --src DIR [--target BIN] [-o OUT.lpo]\n"
                 "                    [--name NAME] [--json] [--progress] [--keep-trees]\n"
                 "                    -- BUILD-COMMAND [ARGS...]\n"
                 "\n"
@@ -53,7 +53,10 @@ void verb_build_usage(FILE *f)
                 "      --replace FIX.c  the C file with the new functions\n"
                 "      --diff FIX.diff  the source diff (unified, for patch -p1 in DIR)\n"
                 "      --src DIR        the project's source tree (--diff)\n"
-                "      --target BIN     the object to patch (must have a build-id)\n"
+                "      --target BIN     the object to patch (must have a build-id); with\n"
+                "                       --diff, by default the one program or library of\n"
+                "                       the build that contains the changed files, at the\n"
+                "                       same place in DIR\n"
                 "  -o, --output FILE    the patch file (default: FIX's name with .lpo,\n"
                 "                       in the current folder)\n"
                 "      --name NAME      the patch's name (default: FIX's name without .c)\n"
@@ -222,9 +225,9 @@ static int build_diff(struct lb_diff_opts *d, int argc, char **argv, bool json)
         struct errbuf err = {};
         int r;
 
-        if (!d->diff || !d->src || !d->target) {
+        if (!d->diff || !d->src) {
                 log_error("build: --diff needs %s (try 'liveup build --help')",
-                          !d->diff ? "--diff FIX.diff" : !d->src ? "--src DIR" : "--target BIN");
+                          !d->diff ? "--diff FIX.diff" : "--src DIR");
                 return EXIT_USAGE;
         }
         if (optind >= argc || strcmp(argv[optind - 1], "--") != 0) {
@@ -232,7 +235,7 @@ static int build_diff(struct lb_diff_opts *d, int argc, char **argv, bool json)
                           "try 'liveup build --help')");
                 return EXIT_USAGE;
         }
-        if (!*d->diff || !*d->src || !*d->target || (d->output && !*d->output)) {
+        if (!*d->diff || !*d->src || (d->target && !*d->target) || (d->output && !*d->output)) {
                 log_error("build: empty file name (try 'liveup build --help')");
                 return EXIT_USAGE;
         }

@@ -232,7 +232,28 @@ usage_tests() {
         check "usage: no patch file written" [ ! -e "$T/usage.lpo" ]
 }
 
+# ---- Without --target: the one program of the build that has the file --------
+auto_target_tests() {
+        cp -R "$CASES/two-files/src" "$T/auto" || return 1
+        (cd "$T/auto" && make -s > /dev/null 2>&1) || return 1
+        run_liveup build --diff "$CASES/two-files/fix.diff" --src "$T/auto" -o "$T/auto.lpo" \
+                --json -- make
+        check "auto target: build --diff without --target succeeds" [ "$RC" -eq 0 ]
+        check "auto target: the target is the program DIR built" \
+                "$PYTHON" -c 'import json, os, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if os.path.realpath(d["target"]) == os.path.realpath(sys.argv[2]) else 1)' \
+                "$T/out" "$T/auto/prog"
+        # A second program with the same files: which one is meant?
+        printf 'all: prog prog2\nprog2: $(OBJS)\n\t$(CC) -o $@ $(OBJS)\n' > "$T/auto/Makefile.2"
+        cat "$T/auto/Makefile" >> "$T/auto/Makefile.2"
+        mv "$T/auto/Makefile.2" "$T/auto/Makefile"
+        run_liveup build --diff "$CASES/two-files/fix.diff" --src "$T/auto" -o "$T/auto2.lpo" -- make
+        refused 2 "give --target" "auto target: two programs with the file: bad usage (exit 2), naming --target"
+}
+
 [ $# -gt 0 ] || usage_tests
+[ $# -gt 0 ] || auto_target_tests
 for c in $cases; do
         if [ ! -f "$CASES/$c/expect" ]; then
                 ok 1 "$c: no such case ($CASES/$c/expect)"
