@@ -4,7 +4,7 @@
 # the reason, no output file and no temporary file left behind.
 . "$LIVEUP_BUILD_TESTS/lib.sh"
 
-plan 28
+plan 29
 
 bin=$TARGETS/target-pie-o2
 
@@ -80,7 +80,9 @@ run_liveup build --replace "$T/fix.c" --target "$bin" -o "$T/fix.c"
 refused 2 "refusing to write the patch over '$T/fix.c', an input" "-o naming FIX.c"
 check "FIX.c is untouched" cmp -s "$T/fix.c" "$FIXES/fix-basic.c"
 run_liveup build --diff fix.diff --src .
-refused 2 "liveup: build --diff is not implemented yet" "--diff is not implemented yet"
+refused 2 "liveup: build: --diff needs the build command after '--'" "--diff without a build command"
+run_liveup build --diff fix.diff --src . --replace "$FIXES/fix-basic.c" -- make
+refused 2 "liveup: build: --diff and --replace do not go together" "--diff with --replace"
 run_liveup build --replace "$FIXES/fix-basic.c"
 refused 2 "build: missing --target BIN" "missing --target"
 run_liveup build --replace "$FIXES/fix-basic.c" --target "$bin" stray

@@ -237,8 +237,16 @@ TEST(traps_and_plain_instructions)
         decode(B(0x0f, 0x05), 2, 0, &insn);
         CHECK(!(insn.flags & ARCH_INSN_TRAP));
         decode(B(0x90), 1, 0, &insn);
-        CHECK(insn.flags == 0);
+        CHECK(insn.flags == ARCH_INSN_PADDING);
         CHECK_STREQ(insn.text, "nop");
+        /* The assemblers' multi-byte padding: nopl 0(%rax,%rax), xchg %ax,%ax. */
+        decode(B(0x0f, 0x1f, 0x44, 0x00, 0x00), 5, 0, &insn);
+        CHECK(insn.len == 5 && insn.flags == ARCH_INSN_PADDING);
+        decode(B(0x66, 0x90), 2, 0, &insn);
+        CHECK(insn.len == 2 && insn.flags == ARCH_INSN_PADDING);
+        /* Not padding: xchg %eax,%ecx. */
+        decode(B(0x91), 1, 0, &insn);
+        CHECK(!(insn.flags & ARCH_INSN_PADDING));
         /* A 15-byte instruction: the longest there is. */
         decode(B(0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x2e, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00,
                  0x00, 0x00),
