@@ -410,3 +410,49 @@ int lb_target_func(struct elf_file *bin, const char *bin_name, const struct elf_
         memcpy(ret->entry, code, MIN(t->size, (uint64_t)sizeof(ret->entry)));
         return 0;
 }
+
+/* ---- Writing the patch file ---------------------------------------------- */
+
+int lb_write_patch(const struct lb_tmpdir *td, const char *obj_path, const struct lp_file *desc,
+                   const char *output, const char *what, struct lp_file **ret,
+                   struct errbuf *err)
+{
+        _cleanup_(lp_file_freep) struct lp_file *patch = NULL;
+        _cleanup_free_ char *lpo_path = NULL;
+        _cleanup_free_ void *meta = NULL;
+        struct errbuf lerr = {};
+        size_t meta_size;
+        int r;
+
+        lpo_path = lb_tmpdir_file(td, "patch.lpo");
+        if (!lpo_path)
+                return -ENOMEM;
+        r = lp_meta_serialize(desc, &meta, &meta_size);
+        if (r < 0) {
+                errbuf_set(err, "cannot build '%s': cannot write the patch metadata: %s", what,
+                           strerror(-r));
+                return r;
+        }
+        r = lb_attach_meta(td, obj_path, meta, meta_size, lpo_path, what, err);
+        if (r < 0)
+                return r;
+        /* Read it back as apply will. */
+        r = lp_file_open(lpo_path, &patch, &lerr);
+        if (r < 0) {
+                errbuf_set(err, "cannot build '%s': the patch does not read back: %s", what,
+                           errbuf_or_strerror(&lerr, r));
+                return r == -ENOMEM ? r : -EIO;
+        }
+        r = lb_install(output, patch->image, patch->image_size);
+        if (r < 0) {
+                errbuf_set(err, "cannot build '%s': cannot write '%s': %s", what, output,
+                           strerror(-r));
+                return r;
+        }
+        free(patch->path);
+        patch->path = strdup(output);
+        if (!patch->path)
+                return -ENOMEM;
+        *ret = TAKE_PTR(patch);
+        return 0;
+}

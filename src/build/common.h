@@ -66,3 +66,10 @@ struct elf_symbol;
  * new_name point at t's name. */
 int lb_target_func(struct elf_file *bin, const char *bin_name, const struct elf_symbol *t,
                    const char *what, struct lp_func *ret, struct errbuf *err);
+
+/* The last step of a build: desc's metadata attached to the object at
+ * obj_path (in td), the result read back as apply reads it, installed at
+ * `output` atomically; *ret is what was read back (its path = output). */
+int lb_write_patch(const struct lb_tmpdir *td, const char *obj_path, const struct lp_file *desc,
+                   const char *output, const char *what, struct lp_file **ret,
+                   struct errbuf *err);

@@ -946,16 +946,14 @@ int lb_build_diff(const struct lb_diff_opts *o, struct lb_result **ret, struct e
         _cleanup_(diff_done) struct diff d = { .o = o, .bin_name = o->target };
         _cleanup_(lp_file_freep) struct lp_file *patch = NULL;
         _cleanup_free_ char *name = NULL, *id = NULL, *target = NULL, *output = NULL;
-        _cleanup_free_ char *obj_path = NULL, *lpo_path = NULL, *stem = NULL, *image = NULL;
+        _cleanup_free_ char *obj_path = NULL, *stem = NULL, *image = NULL;
         _cleanup_free_ char *found = NULL;
-        _cleanup_free_ void *meta = NULL;
         struct lb_trees_opts to = {};
         struct lb_obj **objs = NULL;
-        struct errbuf lerr = {};
         struct timespec t0;
         struct stat st;
         const uint8_t *bid;
-        size_t bid_len, meta_size, image_size = 0;
+        size_t bid_len, image_size = 0;
         struct lp_file desc = {};
         int r;
 
@@ -1079,9 +1077,8 @@ int lb_build_diff(const struct lb_diff_opts *o, struct lb_result **ret, struct e
                 return r;
         }
         obj_path = lb_tmpdir_file(&td, "patch.o");
-        lpo_path = lb_tmpdir_file(&td, "patch.lpo");
         objs = calloc(d.n_pairs, sizeof(*objs));
-        if (!obj_path || !lpo_path || !objs) {
+        if (!obj_path || !objs) {
                 free(objs);
                 return -ENOMEM;
         }
@@ -1121,31 +1118,9 @@ int lb_build_diff(const struct lb_diff_opts *o, struct lb_result **ret, struct e
                 .n_binds = d.n_binds,
         };
         memcpy(desc.build_id, bid, bid_len);
-        r = lp_meta_serialize(&desc, &meta, &meta_size);
-        if (r < 0) {
-                errbuf_set(err, "cannot build '%s': cannot write the patch metadata: %s",
-                           o->diff, strerror(-r));
-                return r;
-        }
-        r = lb_attach_meta(&td, obj_path, meta, meta_size, lpo_path, o->diff, err);
+        r = lb_write_patch(&td, obj_path, &desc, output, o->diff, &patch, err);
         if (r < 0)
                 return r;
-        r = lp_file_open(lpo_path, &patch, &lerr);
-        if (r < 0) {
-                errbuf_set(err, "cannot build '%s': the patch does not read back: %s", o->diff,
-                           errbuf_or_strerror(&lerr, r));
-                return r == -ENOMEM ? r : -EIO;
-        }
-        r = lb_install(output, patch->image, patch->image_size);
-        if (r < 0) {
-                errbuf_set(err, "cannot build '%s': cannot write '%s': %s", o->diff, output,
-                           strerror(-r));
-                return r;
-        }
-        free(patch->path);
-        patch->path = strdup(output);
-        if (!patch->path)
-                return -ENOMEM;
         r = make_result(&d, trees, &output, &patch, ret);
         if (r < 0)
                 return r;

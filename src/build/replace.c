@@ -605,11 +605,9 @@ int lb_build_replace(const struct lb_replace_opts *o, struct lb_result **ret,
         _cleanup_(lb_result_freep) struct lb_result *res = NULL;
         _cleanup_(lp_file_freep) struct lp_file *patch = NULL;
         _cleanup_free_ char *name = NULL, *id = NULL, *target = NULL, *output = NULL;
-        _cleanup_free_ char *obj_path = NULL, *lpo_path = NULL, *stem = NULL;
-        _cleanup_free_ void *meta = NULL;
-        struct errbuf lerr = {};
+        _cleanup_free_ char *obj_path = NULL, *stem = NULL;
         const uint8_t *bid;
-        size_t bid_len, meta_size;
+        size_t bid_len;
         struct lp_file desc = {};
         int r;
 
@@ -668,8 +666,7 @@ int lb_build_replace(const struct lb_replace_opts *o, struct lb_result **ret,
                 return r;
         }
         obj_path = lb_tmpdir_file(&td, "fix.o");
-        lpo_path = lb_tmpdir_file(&td, "fix.lpo");
-        if (!obj_path || !lpo_path)
+        if (!obj_path)
                 return -ENOMEM;
 
         r = compile(o, obj_path, err);
@@ -701,33 +698,9 @@ int lb_build_replace(const struct lb_replace_opts *o, struct lb_result **ret,
                 .n_funcs = b.n_funcs,
         };
         memcpy(desc.build_id, bid, bid_len);
-        r = lp_meta_serialize(&desc, &meta, &meta_size);
-        if (r < 0) {
-                errbuf_set(err, "cannot build '%s': cannot write the patch metadata: %s",
-                           o->fix, strerror(-r));
-                return r;
-        }
-        r = lb_attach_meta(&td, obj_path, meta, meta_size, lpo_path, o->fix, err);
+        r = lb_write_patch(&td, obj_path, &desc, output, o->fix, &patch, err);
         if (r < 0)
                 return r;
-
-        /* Read it back as apply will. */
-        r = lp_file_open(lpo_path, &patch, &lerr);
-        if (r < 0) {
-                errbuf_set(err, "cannot build '%s': the patch does not read back: %s", o->fix,
-                           errbuf_or_strerror(&lerr, r));
-                return r == -ENOMEM ? r : -EIO;
-        }
-        r = lb_install(output, patch->image, patch->image_size);
-        if (r < 0) {
-                errbuf_set(err, "cannot build '%s': cannot write '%s': %s", o->fix, output,
-                           strerror(-r));
-                return r;
-        }
-        free(patch->path);
-        patch->path = strdup(output);
-        if (!patch->path)
-                return -ENOMEM;
 
         res = calloc(1, sizeof(*res));
         if (!res)

@@ -26,6 +26,7 @@
 #                       one line "liveup: ..." on stderr containing TEXT
 #                       (several refuse: lines: it contains each)
 #   deploy: ARGS        BIN is built with `make ARGS` (default: `make`)
+#   src: NAME           the project is NAME/src (cases that share one)
 #   run: ARGS           run BIN ARGS; it prints a line matching the
 #   before: ERE         extended regular expression `before`; once the
 #   after: ERE          patch is applied, lines matching `after` (and
@@ -149,7 +150,10 @@ run_case() {
         bin=$copy/prog
 
         rm -rf "$copy"
-        cp -R "$CASES/$c/src" "$copy" || return 1
+        src=$CASES/$c/src
+        # src: NAME: the project of folder NAME (cases that share one).
+        has_directive src && src=$CASES/$(directive src)/src
+        cp -R "$src" "$copy" || return 1
         deploy=$(directive deploy)
         # shellcheck disable=SC2086 # deploy: ARGS are make's words
         (cd "$copy" && make $deploy) > "$T/$c.make.log" 2>&1
