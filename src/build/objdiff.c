@@ -848,6 +848,28 @@ int lb_objdiff(struct lb_obj *u, struct lb_obj *p, lb_line_moved_fn moved, void 
                                 return r;
                 }
         }
+        /* Code without a function symbol (assembler without .type, or
+         * stripped): a change there cannot be patched at a function's
+         * entry. */
+        for (size_t k = 1; k < p->n_secs; k++) {
+                const struct lb_sec *ps = &p->secs[k];
+                bool same = false;
+
+                if (!ps->text || ps->owner >= 0 || ps->sh.sh_size == 0)
+                        continue;
+                for (size_t j = 1; j < u->n_secs && !same; j++)
+                        same = u->secs[j].text && u->secs[j].owner < 0 &&
+                               strcmp(u->secs[j].name, ps->name) == 0 &&
+                               sec_equal(&c, &u->secs[j], ps, 0);
+                if (!same) {
+                        errbuf_set(err,
+                                   "%s: the diff changes code in section %s, which has no "
+                                   "function symbol (assembler without .type?); it cannot be "
+                                   "patched",
+                                   p->rel, ps->name);
+                        return -EPERM;
+                }
+        }
         /* A changed cold part changes its function; they go together. */
         for (size_t i = 1; i < p->n_syms; i++) {
                 struct lb_sym *s = &p->syms[i];
