@@ -57,6 +57,7 @@ struct linemap {
         struct hunk *h; /* every file's hunks, each file's in order */
         size_t n;
         size_t *file_start; /* index of each file's first hunk */
+        struct lb_strv files; /* each file's path after the patch (-p1) */
         size_t n_files;
 };
 
@@ -66,6 +67,7 @@ static void linemap_done(struct linemap *m)
                 free(m->h[i].ops);
         free(m->h);
         free(m->file_start);
+        lb_strv_done(&m->files);
 }
 
 /* Read the hunks of every file of the unified diff at `path`. Lines of a
@@ -109,10 +111,18 @@ static int linemap_read(const char *path, struct linemap *m)
                 }
                 if (strncmp(line, "+++ ", 4) == 0) {
                         size_t *nf = reallocarray(m->file_start, m->n_files + 1, sizeof(*nf));
+                        const char *name = line + 4, *slash = strchr(name, '/');
+
                         if (!nf)
                                 return -ENOMEM;
                         m->file_start = nf;
                         nf[m->n_files++] = m->n;
+                        /* "b/src/x.c<TAB>date": the path as patch -p1 takes it. */
+                        name = slash ? slash + 1 : name;
+                        r = lb_strv_push(&m->files, name);
+                        if (r < 0)
+                                return r;
+                        m->files.v[m->files.n - 1][strcspn(name, "\t")] = 0;
                         cur = NULL;
                         continue;
                 }
@@ -249,6 +259,123 @@ static char *diff_stem(const char *fix)
         else if (n > 6 && strcmp(s + n - 6, ".patch") == 0)
                 s[n - 6] = 0;
         return s;
+}
+
+/* Does the diff change (add, or remove next to) a line of file `rel`
+ * after the patch within [from, to]? -1 when the diff has no such file. */
+static int linemap_touches(const struct linemap *m, const char *rel, uint64_t from, uint64_t to)
+{
+        for (size_t f = 0; f < m->n_files; f++) {
+                size_t end = f + 1 < m->n_files ? m->file_start[f + 1] : m->n;
+
+                if (strcmp(m->files.v[f], rel) != 0)
+                        continue;
+                for (size_t i = m->file_start[f]; i < end; i++) {
+                        const struct hunk *h = &m->h[i];
+                        uint64_t n = h->new;
+
+                        for (size_t k = 0; k < h->n_ops; k++) {
+                                char op = h->ops[k];
+                                if (op != ' ' && n >= from && n <= to)
+                                        return 1;
+                                if (op != '-')
+                                        n++;
+                        }
+                }
+                return 0;
+        }
+        return -1;
+}
+
+/* Where function `name` (gcc's suffixes dropped) is defined in the C
+ * file at `path`: a line that starts with the name or has it after the
+ * type, followed by "(", whose declaration goes on to a "{" before any
+ * ";", to the next "}" in column 0. A heuristic for people (the why of
+ * a replaced function), never used to decide what goes into a patch. */
+static bool function_lines(const char *path, const char *name, uint64_t *ret_from,
+                           uint64_t *ret_to)
+{
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0, nlen = strcspn(name, ".");
+        uint64_t no = 0, from = 0;
+        char *line, *next;
+        bool in_decl = false;
+
+        if (read_file_str(path, &text, &len) < 0)
+                return false;
+        for (line = text; line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                no++;
+                if (from && !in_decl) {
+                        if (line[0] == '}') {
+                                *ret_from = from;
+                                *ret_to = no;
+                                return true;
+                        }
+                        continue;
+                }
+                if (in_decl) {
+                        if (strchr(line, ';') && !strchr(line, '{')) {
+                                from = 0;
+                                in_decl = false;
+                        } else if (strchr(line, '{'))
+                                in_decl = false;
+                        continue;
+                }
+                if (line[0] == ' ' || line[0] == '\t' || line[0] == '#')
+                        continue;
+                for (char *p = strstr(line, name); p; p = strstr(p + 1, name)) {
+                        const char *q = p + nlen;
+                        if ((p > line && (p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z') ||
+                                          (p[-1] >= 'A' && p[-1] <= 'Z') ||
+                                          (p[-1] >= '0' && p[-1] <= '9'))))
+                                continue;
+                        while (*q == ' ')
+                                q++;
+                        if (*q != '(')
+                                continue;
+                        from = no;
+                        in_decl = !strchr(q, '{');
+                        if (!in_decl && strchr(q, ';') && strchr(q, ';') < strchr(q, '{'))
+                                from = 0;
+                        if (strchr(q, ';') && !strchr(q, '{'))
+                                from = 0, in_decl = false;
+                        break;
+                }
+        }
+        return false;
+}
+
+/* Why function s of object p (built from src_rel) is replaced, in words. */
+static void explain(const struct diff *d, const struct lb_trees *t, const struct lb_obj *p,
+                    const struct lb_sym *s, char *buf, size_t size)
+{
+        _cleanup_free_ char *path = NULL;
+        uint64_t from, to;
+        char base[256];
+        int k;
+
+        if (s->why && strcmp(s->why, "changed") != 0) {
+                snprintf(buf, size, "%s (%s)", s->why, p->rel);
+                return;
+        }
+        snprintf(base, sizeof(base), "%.*s", (int)strcspn(s->name, "."), s->name);
+        if (asprintf(&path, "%s/%s", t->patched_root, p->rel) < 0 ||
+            !function_lines(path, base, &from, &to)) {
+                snprintf(buf, size, "changed in %s", p->rel);
+                return;
+        }
+        k = linemap_touches(&d->lines, p->rel, from, to);
+        if (k > 0)
+                snprintf(buf, size, "changed in %s (lines %" PRIu64 "-%" PRIu64 ")", p->rel,
+                         from, to);
+        else
+                snprintf(buf, size,
+                         "changed in %s, though not its own lines (%" PRIu64 "-%" PRIu64
+                         "): a function it inlines, a macro or a type it uses changed",
+                         p->rel, from, to);
 }
 
 /* ---- Finding the unpatched build's symbols in BIN ------------------------ */
@@ -597,7 +724,7 @@ static int resolve_pair(struct diff *d, struct pair *pr, struct errbuf *err)
 
 /* Step 5, after the patch object is written (the replacement names are
  * known): the replaced functions. */
-static int collect_funcs(struct diff *d, struct errbuf *err)
+static int collect_funcs(struct diff *d, const struct lb_trees *trees, struct errbuf *err)
 {
         for (size_t i = 0; i < d->n_pairs; i++) {
                 const struct lb_obj *u = d->pairs[i].u, *p = d->pairs[i].p;
@@ -606,7 +733,7 @@ static int collect_funcs(struct diff *d, struct errbuf *err)
                         const struct lb_sym *s = &p->syms[k];
                         const struct elf_symbol *t;
                         struct lp_func fn, *nv;
-                        char why[256];
+                        char why[384];
                         int r;
 
                         if (!lb_sym_is_func(p, s) || s->status != LB_CHANGED || s->parent >= 0)
@@ -621,8 +748,7 @@ static int collect_funcs(struct diff *d, struct errbuf *err)
                         if (!nv)
                                 return -ENOMEM;
                         d->funcs = nv;
-                        snprintf(why, sizeof(why), "%s in %s", s->why ? s->why : "changed",
-                                 p->rel);
+                        explain(d, trees, p, s, why, sizeof(why));
                         if ((r = push_name(d, t->name, &fn.name)) < 0 ||
                             (r = push_name(d, s->out_name, &fn.new_name)) < 0 ||
                             (r = push_name(d, why, &fn.why)) < 0)
@@ -1088,7 +1214,7 @@ int lb_build_diff(const struct lb_diff_opts *o, struct lb_result **ret, struct e
         free(objs);
         if (r < 0)
                 return r;
-        r = collect_funcs(&d, err);
+        r = collect_funcs(&d, trees, err);
         if (r < 0)
                 return r;
         if (d.n_funcs == 0) {

@@ -182,9 +182,20 @@ def main():
                     e["name"], e["address"], bin_path,
                     " ".join("0x%x" % a for a in sorted(known))))
     elif kind == "why":
+        # "why: NAME TEXT": NAME's reason contains TEXT; every entry has one.
+        wants = []
+        with open(sys.argv[1]) as f:
+            for line in f:
+                if line.startswith("why:"):
+                    name, _, text = line[4:].strip().partition(" ")
+                    wants.append((name, text.strip()))
         for e in functions(d):
             if not isinstance(e.get("why"), str) or not e["why"].strip():
                 fail("%s: no \"why\" (got %s)" % (e["name"], json.dumps(e.get("why"))))
+            for name, text in wants:
+                if e["name"] == name and text not in e["why"]:
+                    fail("%s: why is %s, expected it to say %s" % (
+                        name, json.dumps(e["why"]), json.dumps(text)))
     elif kind in ("new", "newdata"):
         key = "new_functions" if kind == "new" else "new_data"
         exact_set(kind, names_list(d, key), lists[kind], [], name_matches)

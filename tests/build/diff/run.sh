@@ -25,6 +25,7 @@
 #   refuse: TEXT        the build is refused: exit 1, nothing on stdout,
 #                       one line "liveup: ..." on stderr containing TEXT
 #                       (several refuse: lines: it contains each)
+#   why: NAME TEXT      NAME's reason (inspect's "why") contains TEXT
 #   deploy: ARGS        BIN is built with `make ARGS` (default: `make`)
 #   src: NAME           the project is NAME/src (cases that share one)
 #   run: ARGS           run BIN ARGS; it prints a line matching the
