@@ -6,6 +6,9 @@
 set -eu
 
 pkgs="meson ninja-build pkg-config gcc libc6-dev libelf-dev libdw-dev libcapstone-dev libjson-c-dev python3"
+# patch, make: liveup build --diff applies the diff with patch(1); the
+# tests' projects build with make.
+pkgs="$pkgs patch make"
 # dpkg-dev: dpkg-source (and patch, make), for scripts/fetch-lua.sh, which
 # unpacks the Lua source package of tests/realworld and bench-build.
 case "${1:-check}" in
