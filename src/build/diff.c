@@ -184,19 +184,6 @@ static uint64_t linemap_file(const struct linemap *m, size_t f, uint64_t L)
         return (uint64_t)((int64_t)L + delta);
 }
 
-/* lb_line_moved_fn: does some file of the diff move line `old` to `new`? */
-static bool line_moved(void *userdata, uint64_t old, uint64_t new)
-{
-        const struct linemap *m = userdata;
-
-        if (old == new)
-                return false;
-        for (size_t f = 0; f < m->n_files; f++)
-                if (linemap_file(m, f, old) == new)
-                        return true;
-        return false;
-}
-
 struct pair {
         struct lb_obj *u, *p;
         const struct lb_object_pair *op;
@@ -213,9 +200,14 @@ struct diff {
         struct lp_bind *binds;
         size_t n_binds;
         struct lb_strv names; /* storage for funcs' and binds' strings */
-        struct lb_strv helpers, new_data, objects, warnings;
+        struct lb_strv helpers, new_data, objects, warnings, undefined;
         size_t n_checked;
         struct linemap lines;
+        const struct lb_trees *trees;
+        /* line_moved()'s cache: the function last asked about. */
+        const struct lb_sym *moved_fn;
+        uint64_t moved_from, moved_to;
+        bool moved_ok;
 };
 
 static void diff_done(struct diff *d)
@@ -232,6 +224,7 @@ static void diff_done(struct diff *d)
         lb_strv_done(&d->new_data);
         lb_strv_done(&d->objects);
         lb_strv_done(&d->warnings);
+        lb_strv_done(&d->undefined);
         linemap_done(&d->lines);
 }
 
@@ -378,6 +371,40 @@ static void explain(const struct diff *d, const struct lb_trees *t, const struct
                          p->rel, from, to);
 }
 
+/* lb_line_moved_fn: a 4-byte value that differs between the builds of
+ * function s is a line number that moved when it is a line of s itself:
+ * s's own lines are untouched by the diff, `new` lies within them, and
+ * the diff moves line `old` of its file to `new`. Anything else (s's
+ * lines changed, s not found in its file) is a real difference. */
+static bool line_moved(void *userdata, const struct lb_obj *p, const struct lb_sym *s,
+                       uint64_t old, uint64_t new)
+{
+        struct diff *d = userdata;
+        struct linemap *m = &d->lines;
+        char base[256];
+
+        if (old == new || !d->trees)
+                return false;
+        if (d->moved_fn != s) {
+                _cleanup_free_ char *path = NULL;
+
+                d->moved_fn = s;
+                d->moved_ok = false;
+                snprintf(base, sizeof(base), "%.*s", (int)strcspn(s->name, "."), s->name);
+                if (asprintf(&path, "%s/%s", d->trees->patched_root, p->rel) < 0)
+                        return false;
+                if (function_lines(path, base, &d->moved_from, &d->moved_to) &&
+                    linemap_touches(m, p->rel, d->moved_from, d->moved_to) == 0)
+                        d->moved_ok = true;
+        }
+        if (!d->moved_ok || new < d->moved_from || new > d->moved_to)
+                return false;
+        for (size_t f = 0; f < m->n_files; f++)
+                if (strcmp(m->files.v[f], p->rel) == 0)
+                        return linemap_file(m, f, old) == new;
+        return false;
+}
+
 /* ---- Finding the unpatched build's symbols in BIN ------------------------ */
 
 static const char *base_name(const char *path)
@@ -411,12 +438,19 @@ static int bin_find(const struct diff *d, const struct lb_obj *u, const struct l
                         keep[k++] = c[i];
         }
         if (k > 1 || (k == 1 && s->bind == STB_LOCAL)) {
-                /* By source file: a static follows its file's STT_FILE. */
-                const char *file = base_name(u->file);
-                size_t m = 0;
+                /* By source file: a static follows its file's STT_FILE,
+                 * which is the name the compiler was given; the same build
+                 * commands give the same name (exactly; by base name only
+                 * when no name is the same). */
+                size_t m = 0, exact = 0;
+                for (size_t i = 0; i < k; i++)
+                        if (keep[i]->local && keep[i]->file && u->file &&
+                            strcmp(keep[i]->file, u->file) == 0)
+                                exact++;
                 for (size_t i = 0; i < k; i++) {
-                        if (keep[i]->local && keep[i]->file && file &&
-                            strcmp(base_name(keep[i]->file), file) == 0)
+                        if (keep[i]->local && keep[i]->file && u->file &&
+                            (exact ? strcmp(keep[i]->file, u->file) == 0
+                                   : strcmp(base_name(keep[i]->file), base_name(u->file)) == 0))
                                 keep[m++] = keep[i];
                         else if (!keep[i]->local && s->bind != STB_LOCAL)
                                 keep[m++] = keep[i];
@@ -694,7 +728,14 @@ static int resolve_pair(struct diff *d, struct pair *pr, struct errbuf *err)
                 const struct elf_symbol *t;
                 const struct lb_sym *us = s->twin >= 0 ? &u->syms[s->twin] : NULL;
 
-                if (s->disp == LB_DISP_BIND) {
+                if (s->disp == LB_DISP_EXTERN) {
+                        /* Resolved by name when applied. */
+                        if (!lb_strv_contains(&d->undefined, s->name)) {
+                                r = lb_strv_push(&d->undefined, s->name);
+                                if (r < 0)
+                                        return r;
+                        }
+                } else if (s->disp == LB_DISP_BIND) {
                         r = bin_find(d, u, us, &t);
                         if (r < 0) {
                                 not_in_bin(d, u, us, r, "the patch uses", err);
@@ -854,7 +895,7 @@ static int compare_objects(struct diff *d, const struct lb_trees *t, struct errb
                         r = lb_obj_open(op->patched, op->src_rel, &p, err);
                 if (r < 0)
                         return r;
-                r = lb_objdiff(u, p, line_moved, &d->lines, err);
+                r = lb_objdiff(u, p, line_moved, d, err);
                 if (r < 0)
                         return r;
                 for (size_t k = 1; k < p->n_secs; k++)
@@ -898,12 +939,19 @@ static bool linked_in(const struct diff *d, const struct lb_obj *u)
         }
         if (!statics || !file)
                 return all;
-        for (size_t i = 0; i < elf_file_n_symbols(d->bin); i++) {
-                const struct elf_symbol *t = elf_file_symbol_at_index(d->bin, i);
+        /* The name the compiler was given, exactly (p1/main.c is not
+         * p2/main.c); by base name only if BIN has no exact one. */
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < elf_file_n_symbols(d->bin); i++) {
+                        const struct elf_symbol *t = elf_file_symbol_at_index(d->bin, i);
 
-                if (t->local && t->file && strcmp(base_name(t->file), file) == 0)
-                        return true;
-        }
+                        if (!t->local || !t->file)
+                                continue;
+                        if (pass == 0 ? strcmp(t->file, u->file) == 0
+                                      : strcmp(base_name(t->file), file) == 0 &&
+                                                !strchr(u->file, '/'))
+                                return true;
+                }
         return false;
 }
 
@@ -1055,6 +1103,7 @@ static int make_result(struct diff *d, struct lb_trees *t, char **output, struct
         MOVE(new_data, new_data);
         MOVE(objects, objects);
         MOVE(warnings, warnings);
+        MOVE(undefined, undefined);
 #undef MOVE
         res->n_checked = d->n_checked;
         res->incremental = t->incremental;
@@ -1153,14 +1202,14 @@ int lb_build_diff(const struct lb_diff_opts *o, struct lb_result **ret, struct e
         if (r < 0)
                 return r;
         if (trees->n_added > 0) {
-                errbuf_set(err, "cannot build '%s': it adds source file%s (%s%s), which this "
-                           "version cannot patch in",
-                           o->diff, trees->n_added > 1 ? "s" : "", trees->added[0],
-                           trees->n_added > 1 ? ", ..." : "");
+                errbuf_set(err, "cannot build '%s': it adds a source file (object %s%s), "
+                           "which this version cannot patch in",
+                           o->diff, trees->added[0], trees->n_added > 1 ? ", ..." : "");
                 return -EOPNOTSUPP;
         }
         if (o->progress)
                 log_info("comparing the objects of the two builds");
+        d.trees = trees;
         r = compare_objects(&d, trees, err);
         if (r < 0)
                 return r;

@@ -7,7 +7,9 @@
  *            the cold part of foo in its own section);
  *   data_rw  SHF_ALLOC|SHF_WRITE (.data, .bss, .data.rel.ro, TLS): one
  *            variable, which in the target is the process's live state;
- *   rodata   SHF_ALLOC, neither: constants, tables, and
+ *   rodata   SHF_ALLOC, neither, or .data.rel.ro* (constants that hold
+ *            addresses: written by the loader, read-only after): constants,
+ *            tables, and
  *   strings  (SHF_MERGE|SHF_STRINGS) string literals: contents only, which
  *            the patch copies; the linker moves and merges them, so they
  *            are compared by contents, never by place or section name.
@@ -166,7 +168,8 @@ static void classify_sections(struct lb_obj *o)
                 }
                 if (f & SHF_EXECINSTR)
                         s->text = true;
-                else if (f & (SHF_WRITE | SHF_TLS))
+                else if ((f & SHF_TLS) ||
+                         ((f & SHF_WRITE) && strncmp(s->name, ".data.rel.ro", 12) != 0))
                         s->data_rw = true;
                 else {
                         s->rodata = true;
@@ -450,13 +453,15 @@ static int correlate(struct lb_obj *u, struct lb_obj *p, struct errbuf *err)
                 k = by_user(u, p, i, key, func, &a);
                 if (k == 1)
                         goto found;
-                if (k == 0)
-                        continue; /* new */
                 if (first_user(p, i) < 0)
                         continue; /* unused: nothing refers to it */
+                /* The only one of its name on both sides (its first user
+                 * changed: a new function that inlines its own). */
                 if (candidates(p, key, func, NULL, false, &b) == 1 &&
                     candidates(u, key, func, NULL, false, &a) == 1)
                         goto found;
+                if (k == 0)
+                        continue; /* new */
                 errbuf_set(err,
                            "cannot tell which static '%s' of %s the patched build's '%s' is "
                            "(several with that name, used first by the same function)",
@@ -483,6 +488,7 @@ struct cmp {
         lb_line_moved_fn moved;
         void *userdata;
         bool lines; /* allow moved line numbers (top level of a function only) */
+        const struct lb_sym *fn; /* the function being compared (for moved) */
 };
 
 static bool sec_equal(struct cmp *c, const struct lb_sec *a, const struct lb_sec *b, int depth);
@@ -522,7 +528,7 @@ static bool gap_equal(struct cmp *c, const uint8_t *a, const uint8_t *b, size_t 
                                 continue;
                         if (memcmp(a + s, b + s, i - s) != 0)
                                 continue; /* a difference before i it would not cover */
-                        if (c->moved(c->userdata, va, vb)) {
+                        if (c->moved(c->userdata, c->p, c->fn, va, vb)) {
                                 ok = true;
                                 i = s + 4;
                         }
@@ -698,16 +704,16 @@ static int decide_data(struct cmp *c, struct lb_sym *s, struct errbuf *err)
         if (t->size != s->size) {
                 errbuf_set(err,
                            "the size of '%s' in %s changed (%" PRIu64 " -> %" PRIu64
-                           " bytes): the running process keeps the old layout; put new "
-                           "fields in a shadow variable instead",
+                           " bytes): the running process keeps the old layout; new fields "
+                           "need a shadow variable, which liveup does not support yet",
                            s->name, c->p->rel, t->size, s->size);
                 return -EPERM;
         }
         if (!sec_equal(c, &c->u->secs[t->shndx], &c->p->secs[s->shndx], 0)) {
                 errbuf_set(err,
                            "the initial value of '%s' in %s changed: the running process keeps "
-                           "its current value; set it from a callback or use a shadow "
-                           "variable",
+                           "its current value; changing it needs a callback or a shadow "
+                           "variable, which liveup does not support yet",
                            s->name, c->p->rel);
                 return -EPERM;
         }
@@ -730,6 +736,7 @@ static void decide_function(struct cmp *c, struct lb_sym *s)
         /* Only line numbers moved? (Read-only data it refers to is
          * compared strictly: c->lines is read at the top level only.) */
         c->lines = true;
+        c->fn = s;
         if (t->size == s->size && sec_equal(c, &c->u->secs[t->shndx], &c->p->secs[s->shndx], 0)) {
                 c->lines = false;
                 return;

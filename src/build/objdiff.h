@@ -104,11 +104,14 @@ int lb_obj_open(const char *path, const char *rel, struct lb_obj **ret, struct e
 void lb_obj_free(struct lb_obj *o);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct lb_obj *, lb_obj_free);
 
-/* Does the source change move line `old` of the unpatched sources to line
- * `new` of the patched ones (with the line itself unchanged)? Lets
- * lb_objdiff ignore code that differs only in line numbers (__LINE__ in
- * assert() and logging macros, compiled to immediates). */
-typedef bool (*lb_line_moved_fn)(void *userdata, uint64_t old_line, uint64_t new_line);
+struct lb_obj;
+struct lb_sym;
+/* Does the source change move line `old` of function s (of patched
+ * object p) to line `new`, the line itself unchanged? Lets lb_objdiff
+ * ignore code that differs only in line numbers (__LINE__ in assert() and
+ * logging macros, compiled to immediates). */
+typedef bool (*lb_line_moved_fn)(void *userdata, const struct lb_obj *p, const struct lb_sym *s,
+                                 uint64_t old_line, uint64_t new_line);
 
 /* Compare u (unpatched) with p (patched); see the top of this file.
  * `moved` may be NULL (no line-number allowance). Returns 0, or -EPERM

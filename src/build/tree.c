@@ -816,6 +816,7 @@ struct env {
         char **v;
         size_t n;
         size_t log_slot; /* index of LIVEUP_CC_LOG=... */
+        size_t map_slot; /* index of LIVEUP_CC_PREFIX_MAP=... */
         const char *path; /* the value of PATH in v */
 };
 
@@ -881,6 +882,7 @@ static int env_make(const char *bin, const char *real_cc, struct env *ret)
 {
         static const char *const ours[] = {
                 "CC=", "PATH=", "LIVEUP_CC_REAL=", "LIVEUP_CC_LOG=", "LIVEUP_CC_ACTIVE=",
+                "LIVEUP_CC_PREFIX_MAP=",
         };
         _cleanup_(env_done) struct env e = {};
         const char *path = getenv("PATH");
@@ -918,6 +920,10 @@ static int env_make(const char *bin, const char *real_cc, struct env *ret)
         if (r < 0)
                 return r;
         e.log_slot = e.n - 1;
+        r = strv_push(&e.v, &e.n, strdup("LIVEUP_CC_PREFIX_MAP="));
+        if (r < 0)
+                return r;
+        e.map_slot = e.n - 1;
         *ret = e;
         e = (struct env){};
         return 0;
@@ -996,6 +1002,17 @@ static int run_build(const struct lb_trees_opts *o, struct env *e, const char *r
                 return -ENOMEM;
         free(e->v[e->log_slot]);
         e->v[e->log_slot] = TAKE_PTR(var);
+        /* Paths the compiler writes (__FILE__ with absolute paths, debug
+         * info) name DIR, as in BIN, not the scratch tree: the two trees
+         * then differ only by the diff. */
+        {
+                _cleanup_free_ char *src = realpath(o->src, NULL);
+
+                if (!src || asprintf(&var, "LIVEUP_CC_PREFIX_MAP=%s=%s", root, src) < 0)
+                        return -ENOMEM;
+                free(e->v[e->map_slot]);
+                e->v[e->map_slot] = TAKE_PTR(var);
+        }
 
         /* Looked up with the build's PATH, as `env PATH=... CMD` would:
          * a build command "gcc ..." runs the wrapper too. */

@@ -342,6 +342,8 @@ static int log_objects(const char *log_path, int argc, char **argv)
 int lb_cc_wrapper_main(int argc, char **argv)
 {
         const char *real = getenv("LIVEUP_CC_REAL"), *log_path = getenv("LIVEUP_CC_LOG");
+        const char *map = getenv("LIVEUP_CC_PREFIX_MAP");
+        _cleanup_free_ char *map_opt = NULL;
         const char *name = strrchr(argv[0], '/');
         _cleanup_free_ char **v = NULL;
         bool c99, has_std = false;
@@ -371,7 +373,7 @@ int lb_cc_wrapper_main(int argc, char **argv)
         for (int i = 1; i < argc; i++)
                 if (strncmp(argv[i], "-std=", 5) == 0 || strcmp(argv[i], "-ansi") == 0)
                         has_std = true;
-        v = calloc((size_t)argc + ELEMENTSOF(extra_flags) + 2, sizeof(*v));
+        v = calloc((size_t)argc + ELEMENTSOF(extra_flags) + 3, sizeof(*v));
         if (!v) {
                 fprintf(stderr, "liveup: cannot run the compiler '%s': %s\n", real,
                         strerror(ENOMEM));
@@ -384,6 +386,16 @@ int lb_cc_wrapper_main(int argc, char **argv)
                 v[n++] = argv[i];
         for (size_t i = 0; i < ELEMENTSOF(extra_flags); i++)
                 v[n++] = (char *)extra_flags[i];
+        /* $LIVEUP_CC_PREFIX_MAP=TREE=DIR: absolute paths of the scratch
+         * tree are written as DIR's (__FILE__, debug info). */
+        if (map && *map) {
+                if (asprintf(&map_opt, "-ffile-prefix-map=%s", map) < 0) {
+                        fprintf(stderr, "liveup: cannot run the compiler '%s': %s\n", real,
+                                strerror(ENOMEM));
+                        return 127;
+                }
+                v[n++] = map_opt;
+        }
         v[n] = NULL;
         if (setenv("LIVEUP_CC_ACTIVE", "1", 1) < 0) {
                 fprintf(stderr, "liveup: cannot run the compiler '%s': %s\n", real,

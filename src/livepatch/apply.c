@@ -217,10 +217,11 @@ static int lookup(struct apply_ctx *c, const char *name, uint64_t *ret, bool *re
         if (bind) {
                 const struct elf_symbol *cand[64];
                 size_t k = elf_file_lookup_all(c->target, bind->name, cand, ELEMENTSOF(cand));
-                bool found = false;
+                const struct elf_symbol *found = NULL;
 
                 for (size_t i = 0; i < MIN(k, ELEMENTSOF(cand)) && !found; i++)
-                        found = cand[i]->addr == bind->addr;
+                        if (cand[i]->addr == bind->addr)
+                                found = cand[i];
                 if (!found) {
                         errbuf_set(err, "symbol '%s' is bound to '%s' at 0x%" PRIx64
                                    ", which the target does not have there",
@@ -228,7 +229,7 @@ static int lookup(struct apply_ctx *c, const char *name, uint64_t *ret, bool *re
                         return -EBADMSG;
                 }
                 *ret = c->bias + bind->addr;
-                *ret_ifunc = false;
+                *ret_ifunc = found->ifunc; /* then addr is its resolver */
                 *ret_where = (struct resolved){ .file = c->target, .bias = c->bias,
                                                 .obj_start = c->obj->start,
                                                 .obj_end = c->obj->end };
