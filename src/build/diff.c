@@ -331,6 +331,20 @@ static bool function_lines(const char *path, const char *name, uint64_t *ret_fro
                                 continue;
                         from = no;
                         in_decl = !strchr(q, '{');
+                        if (!in_decl) {
+                                /* int f(void) { return 1; }: one line. */
+                                int depth = 0;
+                                bool closed = false;
+                                for (const char *c = strchr(q, '{'); *c; c++) {
+                                        depth += *c == '{' ? 1 : *c == '}' ? -1 : 0;
+                                        if (*c == '}' && depth == 0)
+                                                closed = true;
+                                }
+                                if (closed) {
+                                        *ret_from = *ret_to = no;
+                                        return true;
+                                }
+                        }
                         if (!in_decl && strchr(q, ';') && strchr(q, ';') < strchr(q, '{'))
                                 from = 0;
                         if (strchr(q, ';') && !strchr(q, '{'))
@@ -414,6 +428,9 @@ static const char *base_name(const char *path)
         return s ? s + 1 : path;
 }
 
+static int func_differs(const struct diff *d, const struct lb_obj *u, const struct lb_sym *s,
+                        const struct elf_symbol *t, uint64_t *ret_bad);
+
 /* BIN's symbol for symbol s of unpatched object u: by name, of the same
  * kind; a static (or a hidden global, which the linker makes local) also
  * by source file; then by size. -ENOENT when BIN has none, -ENOTUNIQ when
@@ -462,6 +479,18 @@ static int bin_find(const struct diff *d, const struct lb_obj *u, const struct l
                 for (size_t i = 0; i < k; i++)
                         if (keep[i]->size == s->size)
                                 keep[m++] = keep[i];
+                k = m;
+        }
+        if (k > 1 && func) {
+                /* Statics of two files of one base name (p1/main.c and
+                 * p2/main.c: STT_FILE holds the base name only): the one
+                 * with this function's instructions. */
+                size_t m = 0;
+                for (size_t i = 0; i < k; i++) {
+                        uint64_t bad = 1;
+                        if (func_differs(d, u, s, keep[i], &bad) == 0 && bad == 0)
+                                keep[m++] = keep[i];
+                }
                 k = m;
         }
         if (k == 0)
@@ -624,21 +653,46 @@ out:
         return bad;
 }
 
+/* Does BIN's function t have the instructions of u's function s (see
+ * insns_differ)? *ret_bad: 0 when it does, else the offset in s of the
+ * first difference + 1 (UINT64_MAX: the sizes cannot correspond). */
+static int func_differs(const struct diff *d, const struct lb_obj *u, const struct lb_sym *s,
+                        const struct elf_symbol *t, uint64_t *ret_bad)
+{
+        _cleanup_free_ uint8_t *buf = NULL;
+        _cleanup_free_ struct span *spans = NULL;
+        const uint8_t *code = lb_sym_code(u, s);
+        size_t n_spans, cap_spans = u->secs[s->shndx].n_relas + 1;
+        uint64_t bad;
+
+        if (!code || t->size == 0 || t->size > s->size) {
+                *ret_bad = UINT64_MAX;
+                return 0;
+        }
+        buf = malloc(t->size);
+        spans = calloc(cap_spans, sizeof(*spans));
+        if (!buf || !spans)
+                return -ENOMEM;
+        if (elf_file_read_vaddr(d->bin, t->addr, buf, t->size) < 0)
+                return -EIO;
+        n_spans = reloc_spans(u, s, spans, cap_spans);
+        bad = t->size == s->size ? bytes_differ(code, buf, s->size, spans, n_spans) : 1;
+        if (bad)
+                bad = insns_differ(code, s->size, buf, t->size, spans, n_spans);
+        *ret_bad = bad;
+        return 0;
+}
+
 /* Step 4 for one object: 0, or -EPERM with the first function that
  * differs. *ret_found counts the functions BIN has. */
 static int verify_object(struct diff *d, const struct lb_obj *u, size_t *ret_found,
                          struct errbuf *err)
 {
-        _cleanup_free_ uint8_t *buf = NULL;
-        _cleanup_free_ struct span *spans = NULL;
-        size_t cap = 0, cap_spans = 0;
-
         for (size_t i = 1; i < u->n_syms; i++) {
                 const struct lb_sym *s = &u->syms[i];
                 const struct elf_symbol *t;
-                const uint8_t *code;
-                size_t n_spans;
                 uint64_t bad;
+                int r;
 
                 if (!lb_sym_is_func(u, s) || s->size == 0 || !*s->name)
                         continue;
@@ -646,8 +700,15 @@ static int verify_object(struct diff *d, const struct lb_obj *u, size_t *ret_fou
                         continue;
                 (*ret_found)++;
                 d->n_checked++;
-                code = lb_sym_code(u, s);
-                if (!code || t->size == 0 || t->size > s->size) {
+                r = func_differs(d, u, s, t, &bad);
+                if (r == -EIO) {
+                        errbuf_set(err, "cannot read function '%s' from '%s'", s->name,
+                                   d->bin_name);
+                        return r;
+                }
+                if (r < 0)
+                        return r;
+                if (bad == UINT64_MAX) {
                         errbuf_set(err,
                                    "the unpatched build does not match '%s': function '%s' (%s) "
                                    "is %" PRIu64 " bytes there and %" PRIu64 " bytes in the "
@@ -656,29 +717,6 @@ static int verify_object(struct diff *d, const struct lb_obj *u, size_t *ret_fou
                                    d->bin_name, s->name, u->rel, t->size, s->size, d->o->src);
                         return -EPERM;
                 }
-                if (cap < s->size) {
-                        uint8_t *nb = realloc(buf, s->size);
-                        if (!nb)
-                                return -ENOMEM;
-                        buf = nb;
-                        cap = s->size;
-                }
-                if (cap_spans < u->secs[s->shndx].n_relas + 1) {
-                        cap_spans = u->secs[s->shndx].n_relas + 1;
-                        struct span *ns = reallocarray(spans, cap_spans, sizeof(*ns));
-                        if (!ns)
-                                return -ENOMEM;
-                        spans = ns;
-                }
-                if (elf_file_read_vaddr(d->bin, t->addr, buf, t->size) < 0) {
-                        errbuf_set(err, "cannot read function '%s' from '%s'", s->name,
-                                   d->bin_name);
-                        return -EIO;
-                }
-                n_spans = reloc_spans(u, s, spans, cap_spans);
-                bad = t->size == s->size ? bytes_differ(code, buf, s->size, spans, n_spans) : 1;
-                if (bad)
-                        bad = insns_differ(code, s->size, buf, t->size, spans, n_spans);
                 if (bad) {
                         errbuf_set(err,
                                    "the unpatched build does not match '%s': function '%s' (%s) "
@@ -914,45 +952,30 @@ static int compare_objects(struct diff *d, const struct lb_trees *t, struct errb
         return 0;
 }
 
-/* Is unpatched object u linked into BIN? The linker keeps each input's
- * STT_FILE symbol before its statics in .symtab: an object with statics
- * is in BIN when BIN has its file name there. An object without statics
- * leaves no such trace; it counts as linked in when BIN has all its
- * functions, with their sizes (a project's other programs have their own
- * main()). */
+/* Is unpatched object u linked into BIN? STT_FILE symbols hold only base
+ * names, and a project's other programs have functions of the same names
+ * (main()), so: yes when BIN has one of u's functions, statics first,
+ * with the same instructions (func_differs); an object without functions
+ * counts as linked in (it has nothing to check). */
 static bool linked_in(const struct diff *d, const struct lb_obj *u)
 {
-        const char *file = base_name(u->file);
-        bool statics = false, all = true;
+        bool any = false;
 
-        for (size_t i = 1; i < u->n_syms; i++) {
-                const struct lb_sym *s = &u->syms[i];
-                const struct elf_symbol *t;
-
-                if (!lb_sym_is_func(u, s) && s->type != STT_OBJECT)
-                        continue;
-                if (s->bind == STB_LOCAL && *s->name)
-                        statics = true;
-                if (lb_sym_is_func(u, s) && s->bind != STB_LOCAL &&
-                    (bin_find(d, u, s, &t) < 0 || t->size > s->size))
-                        all = false;
-        }
-        if (!statics || !file)
-                return all;
-        /* The name the compiler was given, exactly (p1/main.c is not
-         * p2/main.c); by base name only if BIN has no exact one. */
         for (int pass = 0; pass < 2; pass++)
-                for (size_t i = 0; i < elf_file_n_symbols(d->bin); i++) {
-                        const struct elf_symbol *t = elf_file_symbol_at_index(d->bin, i);
+                for (size_t i = 1; i < u->n_syms; i++) {
+                        const struct lb_sym *s = &u->syms[i];
+                        const struct elf_symbol *t;
+                        uint64_t bad = 1;
 
-                        if (!t->local || !t->file)
+                        if (!lb_sym_is_func(u, s) || s->size == 0 || !*s->name ||
+                            (s->bind == STB_LOCAL) != (pass == 0))
                                 continue;
-                        if (pass == 0 ? strcmp(t->file, u->file) == 0
-                                      : strcmp(base_name(t->file), file) == 0 &&
-                                                !strchr(u->file, '/'))
+                        any = true;
+                        if (bin_find(d, u, s, &t) == 0 && func_differs(d, u, s, t, &bad) == 0 &&
+                            bad == 0)
                                 return true;
                 }
-        return false;
+        return !any;
 }
 
 /* Step 4 over every object of the unpatched build that BIN holds. */

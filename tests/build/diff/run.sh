@@ -28,6 +28,7 @@
 #   why: NAME TEXT      NAME's reason (inspect's "why") contains TEXT
 #   deploy: ARGS        BIN is built with `make ARGS` (default: `make`)
 #   src: NAME           the project is NAME/src (cases that share one)
+#   bin: PATH           the program to patch is PATH in the project (./prog)
 #   run: ARGS           run BIN ARGS; it prints a line matching the
 #   before: ERE         extended regular expression `before`; once the
 #   after: ERE          patch is applied, lines matching `after` (and
@@ -155,6 +156,8 @@ run_case() {
         # src: NAME: the project of folder NAME (cases that share one).
         has_directive src && src=$CASES/$(directive src)/src
         cp -R "$src" "$copy" || return 1
+        # bin: PATH: the program to patch, if not ./prog.
+        has_directive bin && bin=$copy/$(directive bin)
         deploy=$(directive deploy)
         # shellcheck disable=SC2086 # deploy: ARGS are make's words
         (cd "$copy" && make $deploy) > "$T/$c.make.log" 2>&1
