@@ -1,12 +1,13 @@
 /* The unwinder of a patched process; see unwinder.h.
  *
  * The registry comes from the target's memory: a record whose .eh_frame
- * does not lie inside its own image is given no CFI (its code then stops
- * an unwind, which is safe: the stop check treats that as busy), rather
- * than trusted. A record written by a liveup older than the eh_frame
- * fields has them 0, and gets no CFI either. A record still being applied
- * (APPLYING) gets its CFI from the moment apply stores it, after linking;
- * before that its whole image counts as code without CFI. */
+ * does not lie inside one part (code or data) of its own image is given
+ * no CFI (its code then stops an unwind, which is safe: the stop check
+ * treats that as busy), rather than trusted. A record written by a liveup
+ * older than the eh_frame fields has them 0, and gets no CFI either. A
+ * record still being applied (APPLYING) gets its CFI from the moment
+ * apply stores it, after linking; before that its code part counts as
+ * code without CFI. */
 #include "livepatch/unwinder.h"
 
 #include <stdlib.h>
@@ -34,8 +35,11 @@ static int patch_regions(const struct lp_registry *reg, struct proc_code_region 
                         .name = pt->id,
                 };
                 if (pt->eh_frame_size > 0 && pt->eh_frame_off <= pt->size &&
-                    pt->eh_frame_size <= pt->size - pt->eh_frame_off) {
-                        c->eh_frame_addr = pt->base + pt->eh_frame_off;
+                    pt->eh_frame_size <= pt->size - pt->eh_frame_off &&
+                    (pt->eh_frame_off >= pt->text_size ||
+                     pt->eh_frame_off + pt->eh_frame_size <= pt->text_size)) {
+                        /* In the data part, which may lie apart. */
+                        c->eh_frame_addr = lp_reg_patch_addr(pt, pt->eh_frame_off);
                         c->eh_frame_size = pt->eh_frame_size;
                 }
                 n++;
