@@ -980,13 +980,16 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         r = u ? lp_unwinder_refresh(u, c.reg, err) : lp_unwinder_new(p, c.reg, &u, err);
         if (r < 0)
                 goto err_unprepare;
-        /* Warm its caches with the stacks as the preparation window saw
-         * them: the check then mostly finds the CFI it needs. */
+        /* Warm its caches with the stacks as a preparation window saw
+         * them, and with the pcs the last liveup met (there is no
+         * preparation window for a patch carved from an arena): the check
+         * then mostly finds the CFI it needs. */
         for (size_t i = 0; i < proc_n_threads(p); i++) {
                 struct proc_thread *t = proc_thread_at(p, i);
                 if (t && t->last_regs_valid)
                         proc_unwinder_warm(u, &t->last_regs);
         }
+        lp_unwinder_warm(u, c.reg);
         log_debug("apply: unwinder ready at %.2f ms", (double)(now_ns() - start) / 1e6);
         r = lp_transition_stop(p, u, ranges, n_ranges, timeout, commit_apply, &c,
                                &res.transition, err);
@@ -1007,6 +1010,7 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         res.arena_created = c.arena_created;
         res.n_stubs = c.img->n_stubs;
         res.n_got = c.img->n_got;
+        lp_unwinder_remember(p, u, c.reg);
         r = 0;
         goto out;
 
@@ -1205,6 +1209,7 @@ int lp_revert(pid_t pid, const char *id, const struct lp_apply_opts *o,
                 r = lp_unwinder_new(p, reg, &u, err);
                 if (r < 0)
                         goto out;
+                lp_unwinder_warm(u, reg); /* see unwinder.h */
                 r = recover(p, u, reg, timeout, err);
                 if (r < 0)
                         goto out;
@@ -1243,6 +1248,8 @@ int lp_revert(pid_t pid, const char *id, const struct lp_apply_opts *o,
         }
 
         r = revert_index(p, u, reg, (uint32_t)idx, timeout, &res, err);
+        if (r >= 0)
+                lp_unwinder_remember(p, u, reg);
         if (r == -EBUSY) {
                 char msg[sizeof(err->msg)];
                 snprintf(msg, sizeof(msg), "%s", err->msg);

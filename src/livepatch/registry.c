@@ -71,7 +71,7 @@ static int validate(struct lp_registry *reg, pid_t pid, struct errbuf *err)
                 return -EPROTONOSUPPORT;
         }
         /* Version 1 had no arenas; those header bytes were reserved, 0. */
-        if (h->version == 1 && (h->arena_size != 0 || h->n_arenas != 0)) {
+        if (h->version == 1 && (h->arena_size != 0 || h->n_arenas != 0 || h->n_warm != 0)) {
                 errbuf_set(err, "pid %d: its liveup registry is corrupt (header)", pid);
                 return -EBADMSG;
         }
@@ -80,7 +80,7 @@ static int validate(struct lp_registry *reg, pid_t pid, struct errbuf *err)
             h->func_size != sizeof(struct lp_reg_func) ||
             (h->version >= 2 && h->arena_size != sizeof(struct lp_reg_arena)) ||
             h->n_patches > LP_REG_MAX_PATCHES || h->n_funcs > LP_REG_MAX_FUNCS ||
-            h->n_arenas > LP_REG_MAX_ARENAS) {
+            h->n_arenas > LP_REG_MAX_ARENAS || h->n_warm > LP_REG_MAX_WARM) {
                 errbuf_set(err, "pid %d: its liveup registry is corrupt (header)", pid);
                 return -EBADMSG;
         }
@@ -160,6 +160,10 @@ static int load_with(pid_t pid, struct proc *p, struct lp_registry *reg, struct 
         _Static_assert(offsetof(struct lp_registry, arenas) ==
                                offsetof(struct lp_registry, funcs) +
                                        LP_REG_MAX_FUNCS * sizeof(struct lp_reg_func),
+                       "registry layout");
+        _Static_assert(offsetof(struct lp_registry, warm_pcs) ==
+                               offsetof(struct lp_registry, arenas) +
+                                       LP_REG_MAX_ARENAS * sizeof(struct lp_reg_arena),
                        "registry layout");
         r = p ? proc_read(p, addr, buf, LP_REG_SIZE) : read_remote(pid, addr, buf, LP_REG_SIZE);
         if (r < 0) {
@@ -282,6 +286,23 @@ int lp_registry_store(struct proc *p, struct lp_registry *reg, struct errbuf *er
         if (r < 0)
                 errbuf_set(err, "cannot write the liveup registry of pid %d: %s", proc_pid(p),
                            strerror(-r));
+        return r;
+}
+
+int lp_registry_store_warm(struct proc *p, struct lp_registry *reg)
+{
+        int r;
+
+        if (!reg->addr)
+                return -ENOENT;
+        reg->hdr.version = LP_REG_VERSION;
+        reg->hdr.arena_size = sizeof(struct lp_reg_arena);
+        reg->hdr.generation++;
+        r = proc_write(p, reg->addr + offsetof(struct lp_registry, warm_pcs) -
+                               offsetof(struct lp_registry, hdr),
+                       reg->warm_pcs, reg->hdr.n_warm * sizeof(reg->warm_pcs[0]));
+        if (r >= 0)
+                r = proc_write(p, reg->addr, &reg->hdr, sizeof(reg->hdr));
         return r;
 }
 

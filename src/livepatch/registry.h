@@ -17,11 +17,15 @@
  *     struct lp_reg_patch[LP_REG_MAX_PATCHES]   (first n_patches in order)
  *     struct lp_reg_func[LP_REG_MAX_FUNCS]      (first n_funcs used)
  *     struct lp_reg_arena[LP_REG_MAX_ARENAS]    (first n_arenas used)
- * A patch owns funcs [first_func, first_func + n_funcs).
+ *     uint64_t warm_pcs[LP_REG_MAX_WARM]         (first n_warm used)
+ * A patch owns funcs [first_func, first_func + n_funcs). warm_pcs is a
+ * hint, not state: the pcs whose unwind information the last liveup
+ * looked up in its stop window, which the next one looks up before its
+ * own (see lp_unwinder_warm()).
  *
  * Versions: 2 added the arenas (the table after the funcs, n_arenas in
  * the header, arena and data_base in the patch record, all carved from
- * what was reserved and zero). A version 1 registry reads as one without
+ * what was reserved and zero) and the warm pcs. A version 1 registry reads as one without
  * arenas and is written back as version 2 (its mapping, page-aligned, has
  * room for the table). Any other version is refused. */
 #pragma once
@@ -36,6 +40,7 @@
 #define LP_REG_MAX_PATCHES 64
 #define LP_REG_MAX_FUNCS 1024
 #define LP_REG_MAX_ARENAS 16
+#define LP_REG_MAX_WARM 256
 #define LP_REG_NAME "liveup"
 
 struct lp_reg_header {
@@ -49,7 +54,8 @@ struct lp_reg_header {
         uint64_t generation; /* incremented by every change */
         uint32_t arena_size; /* sizeof(struct lp_reg_arena); 0 in version 1 */
         uint32_t n_arenas;
-        uint8_t reserved[16];
+        uint32_t n_warm;     /* 0 in version 1 */
+        uint8_t reserved[12];
 };
 
 _Static_assert(sizeof(struct lp_reg_header) == 64, "struct lp_reg_header changed size");
@@ -137,13 +143,24 @@ struct lp_registry {
         struct lp_reg_patch patches[LP_REG_MAX_PATCHES];
         struct lp_reg_func funcs[LP_REG_MAX_FUNCS];
         struct lp_reg_arena arenas[LP_REG_MAX_ARENAS];
+        uint64_t warm_pcs[LP_REG_MAX_WARM];
 };
 
 #define LP_REG_SIZE                                                            \
         (sizeof(struct lp_reg_header) +                                        \
          LP_REG_MAX_PATCHES * sizeof(struct lp_reg_patch) +                    \
          LP_REG_MAX_FUNCS * sizeof(struct lp_reg_func) +                       \
-         LP_REG_MAX_ARENAS * sizeof(struct lp_reg_arena))
+         LP_REG_MAX_ARENAS * sizeof(struct lp_reg_arena) +                     \
+         LP_REG_MAX_WARM * sizeof(uint64_t))
+
+/* A version 1 registry is upgraded in its own mapping, which is that
+ * size rounded up to pages. */
+#define LP_REG_SIZE_V1                                                         \
+        (sizeof(struct lp_reg_header) +                                        \
+         LP_REG_MAX_PATCHES * sizeof(struct lp_reg_patch) +                    \
+         LP_REG_MAX_FUNCS * sizeof(struct lp_reg_func))
+_Static_assert(LP_REG_SIZE <= ALIGN_UP(LP_REG_SIZE_V1, 4096),
+               "a version 1 registry's mapping cannot hold version 2");
 
 /* Find the registry mapping of `pid` (no attach needed: reads maps and
  * memory). *ret is zeroed with addr 0 when the process has none. -EBADMSG
@@ -162,8 +179,11 @@ int lp_registry_load(struct proc *p, struct lp_registry *ret, struct errbuf *err
 int lp_registry_create(struct proc *p, uint64_t scratch, struct lp_registry *reg,
                        struct errbuf *err);
 
-/* Write the whole registry back (threads stopped). */
+/* Write the whole registry back. */
 int lp_registry_store(struct proc *p, struct lp_registry *reg, struct errbuf *err);
+
+/* Write reg->warm_pcs (n_warm of them) back, and the header. */
+int lp_registry_store_warm(struct proc *p, struct lp_registry *reg);
 
 /* The last registered patch that replaced function entry `addr`, or NULL. */
 const struct lp_reg_func *lp_registry_func_at(const struct lp_registry *reg, uint64_t addr);

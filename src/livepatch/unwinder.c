@@ -11,6 +11,7 @@
 #include "livepatch/unwinder.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* The code regions of reg's patches, in *ret (names point into reg). */
 static int patch_regions(const struct lp_registry *reg, struct proc_code_region **ret,
@@ -78,4 +79,25 @@ int lp_unwinder_new(struct proc *p, const struct lp_registry *reg, struct proc_u
         }
         *ret = TAKE_PTR(u);
         return 0;
+}
+
+void lp_unwinder_warm(struct proc_unwinder *u, const struct lp_registry *reg)
+{
+        if (u && reg && reg->addr)
+                proc_unwinder_warm_pcs(u, reg->warm_pcs, MIN(reg->hdr.n_warm, LP_REG_MAX_WARM));
+}
+
+void lp_unwinder_remember(struct proc *p, struct proc_unwinder *u, struct lp_registry *reg)
+{
+        uint64_t pcs[LP_REG_MAX_WARM];
+        size_t n;
+
+        if (!u || !reg || !reg->addr)
+                return;
+        n = proc_unwinder_cached_pcs(u, pcs, LP_REG_MAX_WARM);
+        if (n == 0)
+                return;
+        memcpy(reg->warm_pcs, pcs, n * sizeof(pcs[0]));
+        reg->hdr.n_warm = (uint32_t)n;
+        (void)lp_registry_store_warm(p, reg);
 }

@@ -13,7 +13,7 @@
 # upgraded.
 . "${LIVEUP_TESTS_DIR:-$(dirname "$0")}/lplib.sh"
 
-plan 51
+plan 52
 
 # jget FILE EXPR: EXPR of the first process of apply --json output FILE
 # (as `p`); a tuple prints as its items, space-separated.
@@ -191,8 +191,9 @@ ok $? "no patch, the arena stays, all of it free"
 ok $? "the map is as after A"
 
 # --- The registry's version -------------------------------------------------
-# Its header: magic (8), version (4) at 8, ..., arena_size (4) at 40 and
-# n_arenas (4) at 44. poke OFFSET VALUE writes a 32-bit value there.
+# Its header: magic (8), version (4) at 8, ..., arena_size (4) at 40,
+# n_arenas (4) at 44 and n_warm (4) at 48. poke OFFSET VALUE writes a
+# 32-bit value there.
 reg=$(sed -n 's/^\([0-9a-f]*\)-.*\/memfd:liveup.*/\1/p' /proc/"$pid"/maps | head -n 1)
 poke() {
         "$PYTHON" - "$pid" "$reg" "$1" "$2" <<'PY' 2>/dev/null
@@ -202,6 +203,15 @@ with open("/proc/%s/mem" % sys.argv[1], "r+b", buffering=0) as f:
     f.write(struct.pack("<I", int(sys.argv[4])))
 PY
 }
+# The pcs the last window's unwinds met, a hint for the next run.
+"$PYTHON" - "$pid" "$reg" <<'PY'
+import struct, sys
+with open("/proc/%s/mem" % sys.argv[1], "rb", buffering=0) as f:
+    f.seek(int(sys.argv[2], 16) + 48)
+    n = struct.unpack("<I", f.read(4))[0]
+sys.exit(0 if 0 < n <= 256 else 1)
+PY
+ok $? "the registry keeps the pcs the last stop window met, for the next run's unwinder"
 if [ -n "$reg" ] && poke 8 7; then
         run_liveup patches "$pid"
         refused_with 1 && said "its liveup registry is of version 7, which this liveup does not know"
@@ -210,7 +220,7 @@ if [ -n "$reg" ] && poke 8 7; then
         refused_with 1
         ok $? "... apply refuses it too"
         # Version 1: what a liveup before arenas wrote (those bytes 0).
-        poke 8 1 && poke 40 0 && poke 44 0
+        poke 8 1 && poke 40 0 && poke 44 0 && poke 48 0
         run_liveup apply --json "$pid" "$T/p100.lpo"
         [ $LU_RC -eq 0 ] && [ "$(jget "$T/lu.out" 'p["arena_created"]')" = True ]
         ok $? "a version 1 registry is read (no arenas): apply maps a new arena"
