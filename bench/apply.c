@@ -110,7 +110,7 @@ struct cell {
         struct stats base_window;
         struct stats held_max, held_total, wall, tool_total, revert_held;
         struct stats prepare, switch_w; /* apply's two kinds of window */
-        double first_prepare_us;        /* the first apply: registry created */
+        double first_prepare_us;        /* the first apply: registry and arena created */
         struct stats wall_nice, tool_total_nice; /* the CLI at nice -20 */
         struct stats start_floor; /* `liveup --version`, fork to exit */
         double attempts_avg;
@@ -817,15 +817,20 @@ static void print_table_notes(const struct cell *cells, size_t n)
                "  writing the jump and the registry, resuming; its ratio to the baseline;\n"
                "prepare = the preparation window: every thread stopped while one runs the "
                "remote\n"
-               "  syscalls (mmap of the image's code and data; on a first patch also the "
-               "registry's\n"
-               "  memfd_create, ftruncate, mmap, close), each about two ptrace round trips;\n"
+               "  syscalls; only the first patch near the object has one (mmap of the "
+               "arena's code and\n"
+               "  data parts, and the registry's memfd_create, ftruncate, mmap, close), "
+               "later ones are\n"
+               "  carved from the arena with no syscall (0 here);\n"
                "1st prep = the preparation of the first apply into the process (the one that "
                "creates the\n"
-               "  registry; left out of the medians, like every series' first run);\n"
+               "  registry and the arena; left out of the medians, like every series' first "
+               "run);\n"
                "all stops = apply's held_total_us, every stop window of the apply together;\n"
                "attempts = stop-check windows per apply (mean);\n"
-               "revert = revert's held_max_us (its window also unmaps the image);\n"
+               "revert = revert's held_max_us (an image in an arena is not unmapped: its "
+               "space is freed\n"
+               "  by a registry write);\n"
                "apply = `liveup apply` end to end, fork to exit, goal ≤ %.0f ms at %d "
                "threads;\n"
                "start floor = `liveup --version` end to end beside the same victim: starting "

@@ -226,6 +226,17 @@ int verb_apply(int argc, char **argv)
                                 json_object_object_add(jo, "image", json_object_new_string(base));
                                 json_object_object_add(jo, "image_size",
                                                        json_object_new_uint64(res.size));
+                                if (res.data_base) {
+                                        snprintf(base, sizeof(base), "0x%" PRIx64,
+                                                 res.data_base);
+                                        json_object_object_add(jo, "data",
+                                                               json_object_new_string(base));
+                                }
+                                json_object_object_add(jo, "in_arena",
+                                                       json_object_new_boolean(res.arena >= 0));
+                                json_object_object_add(jo, "arena_created",
+                                                       json_object_new_boolean(
+                                                               res.arena_created));
                                 json_object_object_add(jo, "far_stubs",
                                                        json_object_new_int((int)res.n_stubs));
                                 json_object_object_add(jo, "got_slots",
@@ -253,6 +264,9 @@ int verb_apply(int argc, char **argv)
                                 json_object_object_add(jo, "switch_us",
                                                        json_object_new_uint64(res.switch_ns /
                                                                               1000));
+                                json_object_object_add(jo, "remote_calls",
+                                                       json_object_new_int(
+                                                               (int)res.remote_calls));
                         }
                         json_object_array_add(jarr, jo);
                 }

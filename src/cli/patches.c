@@ -52,6 +52,22 @@ static void print_text(pid_t pid, const struct lp_registry *reg)
                                rf->new_addr);
                 }
         }
+        for (uint32_t a = 0; a < reg->hdr.n_arenas; a++) {
+                const struct lp_reg_arena *ar = &reg->arenas[a];
+                printf("  arena 0x%" PRIx64 ": code %" PRIu64 " of %" PRIu64 " KiB free, data "
+                       "%" PRIu64 " of %" PRIu64 " KiB free\n",
+                       ar->base, lp_registry_arena_free(reg, a, false) / 1024,
+                       ar->text_size / 1024, lp_registry_arena_free(reg, a, true) / 1024,
+                       ar->data_size / 1024);
+        }
+}
+
+static struct json_object *json_hex(uint64_t v)
+{
+        char buf[32];
+
+        snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
+        return json_object_new_string(buf);
 }
 
 static struct json_object *to_json(pid_t pid, const struct lp_registry *reg)
@@ -83,6 +99,10 @@ static struct json_object *to_json(pid_t pid, const struct lp_registry *reg)
                 snprintf(buf, sizeof(buf), "0x%" PRIx64, pt->base);
                 json_object_object_add(jo, "image", json_object_new_string(buf));
                 json_object_object_add(jo, "image_size", json_object_new_uint64(pt->size));
+                if (pt->data_base)
+                        json_object_object_add(jo, "data", json_hex(pt->data_base));
+                json_object_object_add(jo, "arena",
+                                       pt->arena ? json_hex(reg->arenas[pt->arena - 1].base) : NULL);
                 for (uint32_t k = 0; k < pt->n_funcs; k++) {
                         const struct lp_reg_func *rf = &reg->funcs[pt->first_func + k];
                         struct json_object *jf = json_object_new_object();
@@ -97,6 +117,24 @@ static struct json_object *to_json(pid_t pid, const struct lp_registry *reg)
                 json_object_array_add(arr, jo);
         }
         json_object_object_add(jp, "patches", arr);
+        arr = json_object_new_array();
+        for (uint32_t a = 0; a < reg->hdr.n_arenas; a++) {
+                const struct lp_reg_arena *ar = &reg->arenas[a];
+                struct json_object *ja = json_object_new_object();
+
+                json_object_object_add(ja, "code", json_hex(ar->base));
+                json_object_object_add(ja, "code_size", json_object_new_uint64(ar->text_size));
+                json_object_object_add(ja, "code_free",
+                                       json_object_new_uint64(
+                                               lp_registry_arena_free(reg, a, false)));
+                json_object_object_add(ja, "data", json_hex(ar->base + ar->text_size));
+                json_object_object_add(ja, "data_size", json_object_new_uint64(ar->data_size));
+                json_object_object_add(ja, "data_free",
+                                       json_object_new_uint64(
+                                               lp_registry_arena_free(reg, a, true)));
+                json_object_array_add(arr, ja);
+        }
+        json_object_object_add(jp, "arenas", arr);
         return jp;
 }
 

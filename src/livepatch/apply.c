@@ -8,21 +8,43 @@
  *      what the patch was built against; and it must be long enough;
  *   3. resolve every symbol the patch needs (a trial link), while the
  *      threads run;
- *   4. the preparation window, every thread stopped: map the patch image
- *      within ±2 GiB of the target object (code r-x, data rw-), create the
- *      registry if absent, call IFUNC resolvers, journal the patch as
- *      APPLYING. Remote syscalls run in one stopped thread; with the
- *      others stopped too it runs at once (with busy siblings running,
- *      each syscall waited for their time slices: 8 ms at 16 threads);
- *   5. link the patch for that address, and copy it in (nothing points at
+ *   4. place the image within ±2 GiB of the target object. Usually it is
+ *      carved from free space of an arena there (see "Arenas" below): no
+ *      remote syscall, so no stop window; its journal record (APPLYING)
+ *      is written while the threads run (the target never reads the
+ *      registry). Otherwise the preparation window, every thread
+ *      stopped: map a new arena (or, for an image too large for one,
+ *      mappings of its own: code r-x, data rw-), create the registry if
+ *      absent, call IFUNC resolvers (these need a stopped thread: an
+ *      image in an arena still gets the window when one must run), and
+ *      journal the patch as APPLYING. Remote syscalls run in one stopped
+ *      thread; with the others stopped too it runs at once (with busy
+ *      siblings running, each syscall waited for their time slices: 8 ms
+ *      at 16 threads);
+ *   5. link the patch for that place, and copy it in (nothing points at
  *      it yet, so the threads may run);
  *   6. the transition: all threads stopped, no stack in a replaced
  *      function (or in a replacement being replaced), then the jumps are
- *      written and the registry updated, all within one stop window;
+ *      written and the record marked APPLIED, all within one stop window;
  *   7. detach.
  * revert is the mirror: the patch's code must be on no stack; the saved
- * bytes go back, the registry record goes, the image is unmapped, all in
- * one stop window.
+ * bytes go back and the registry record goes, in one stop window. An
+ * image in an arena is not unmapped: removing the record frees its space
+ * (a registry write); an image with mappings of its own is unmapped in
+ * that window.
+ *
+ * Arenas. The first patch near a target object maps an arena there: 1 MiB
+ * of code (r-x) and 1 MiB of data (rw-) right after it, recorded in the
+ * registry (struct lp_reg_arena). Later patches whose code and data fit in
+ * free parts of an arena within reach of their target take them, first
+ * fit; what is free is derived from the patch records alone, so it is
+ * always what the journal says: the space of a patch whose apply was
+ * undone (refused, or a killed liveup's repaired by recover()) is free
+ * again with its record gone. Arenas stay mapped for the life of the
+ * process. Reused space held the code of a reverted patch; the revert's
+ * stop check proved no thread was in it, but a pointer the process kept
+ * into a reverted patch (a callback, a string) now meets another patch's
+ * bytes where it used to meet an unmapped page.
  *
  * Machine facts: code is written through /proc/PID/mem (proc_write), which
  * works on read-only text without an mprotect in the target. The jump is
@@ -70,7 +92,14 @@ struct apply_ctx {
         struct target_func *funcs;
         size_t n_funcs;
         uint64_t base, size, text_size;
+        uint64_t data_base;       /* the data part when apart from the code; 0: right after */
+        /* What the image takes in a code part (all of it when nothing in
+         * it is writable: one r-x piece) and in a data part (rw-). */
+        uint64_t text_len, data_len;
         bool writable;            /* the image has writable sections */
+        int arena;                /* the arena it is carved from; -1: mappings of its own */
+        bool arena_created;       /* that arena was mapped (and recorded) by this apply */
+        bool mapped;              /* its own mappings, made by this apply */
         struct lp_image *img;
         int rec;                 /* index of our journal record, -1: none */
         /* Symbols the patch needs, resolved once: the first link (for a
@@ -378,10 +407,11 @@ static bool in_reach(const struct procfs_object *o, uint64_t base, uint64_t size
         return hi - lo < REACH - (1u << 20);
 }
 
-/* The k-th place to try for the image (k from 0), or 0 when there are no
- * more: just below and just above the object, 16 MiB apart. Below first:
- * above an executable lies its heap (brk), which must stay free to grow. */
-static uint64_t candidate(const struct apply_ctx *c, int k)
+/* The k-th place to try for `size` bytes (k from 0), or 0 when there are
+ * no more: just below and just above the object, 16 MiB apart. Below
+ * first: above an executable lies its heap (brk), which must stay free to
+ * grow. */
+static uint64_t candidate(const struct apply_ctx *c, uint64_t size, int k)
 {
         const struct procfs_object *o = c->obj;
 
@@ -389,8 +419,8 @@ static uint64_t candidate(const struct apply_ctx *c, int k)
                 uint64_t step = (uint64_t)(k / 2 + 1) << 24;
                 if (k % 2 == 1)
                         return ALIGN_UP(o->end, 1ull << 21) + step;
-                if (o->start > step + c->size)
-                        return ALIGN_DOWN(o->start - c->size - step, 4096ull);
+                if (o->start > step + size)
+                        return ALIGN_DOWN(o->start - size - step, 4096ull);
         }
         return 0;
 }
@@ -407,26 +437,26 @@ static bool overlaps_known(const struct apply_ctx *c, uint64_t start, uint64_t s
         return false;
 }
 
-/* Map the image at the first free candidate (threads stopped): its code
- * r-x from the start (we write it through /proc/PID/mem, which needs no
- * write permission), the rest rw-. An image with no writable section
- * (the usual fix: functions, constants, the GOT, .eh_frame) is one r-x
- * mapping: one remote syscall instead of two in the window, at the price
- * of its constants being executable, as in the classic text segment.
- * Never writable and executable at once. */
-static int map_image(struct apply_ctx *c, struct errbuf *err)
+/* Map `rx` bytes r-x and, right after them, `rw` bytes rw- at the first
+ * free candidate (threads stopped), in *ret_base. Code is r-x from the
+ * start (we write it through /proc/PID/mem, which needs no write
+ * permission). An image of its own with no writable section (the usual
+ * fix: functions, constants, the GOT, .eh_frame) is one r-x mapping: one
+ * remote syscall instead of two in the window, at the price of its
+ * constants being executable, as in the classic text segment. Never
+ * writable and executable at once. */
+static int map_range(struct apply_ctx *c, uint64_t rx, uint64_t rw, uint64_t *ret_base,
+                     struct errbuf *err)
 {
         int r = -ENOSPC;
 
         for (int k = 0;; k++) {
-                uint64_t hint = candidate(c, k), got = 0, got_data = 0;
+                uint64_t hint = candidate(c, rx + rw, k), got = 0, got_data = 0;
 
                 if (!hint)
                         break;
-                if (!in_reach(c->obj, hint, c->size) || overlaps_known(c, hint, c->size))
+                if (!in_reach(c->obj, hint, rx + rw) || overlaps_known(c, hint, rx + rw))
                         continue;
-                uint64_t rx = c->writable ? c->text_size : c->size;
-
                 r = proc_mmap(c->p, hint, rx, PROT_READ | PROT_EXEC,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0, &got,
                               NULL);
@@ -439,23 +469,22 @@ static int map_image(struct apply_ctx *c, struct errbuf *err)
                         r = -ENOSPC;
                         continue;
                 }
-                if (c->size > rx) {
-                        r = proc_mmap(c->p, hint + c->text_size, c->size - c->text_size,
-                                      PROT_READ | PROT_WRITE,
+                if (rw > 0) {
+                        r = proc_mmap(c->p, hint + rx, rw, PROT_READ | PROT_WRITE,
                                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0,
                                       &got_data, NULL);
-                        if (r >= 0 && got_data != hint + c->text_size) {
-                                (void)proc_munmap(c->p, got_data, c->size - c->text_size, NULL);
+                        if (r >= 0 && got_data != hint + rx) {
+                                (void)proc_munmap(c->p, got_data, rw, NULL);
                                 r = -ENOSPC;
                         }
                         if (r < 0) {
-                                (void)proc_munmap(c->p, got, c->text_size, NULL);
+                                (void)proc_munmap(c->p, got, rx, NULL);
                                 if (r == -ESRCH)
                                         break;
                                 continue;
                         }
                 }
-                c->base = got;
+                *ret_base = got;
                 return 0;
         }
         if (r == -ESRCH)
@@ -466,10 +495,83 @@ static int map_image(struct apply_ctx *c, struct errbuf *err)
         return r == -ESRCH ? r : -ENOSPC;
 }
 
+/* ---- Arenas (see the top of this file) ---------------------------------- */
+
+#define ARENA_TEXT_SIZE (1ull << 20)
+#define ARENA_DATA_SIZE (1ull << 20)
+
+/* Is [start, start + len) wholly covered by private anonymous mappings
+ * with exactly `perms` (PROCFS_PERM_R/W/X), in the maps read at the start
+ * of this apply? Adjacent mappings of the same kind may have merged. */
+static bool mapped_as(const struct procfs_maps *m, uint64_t start, uint64_t len, unsigned perms)
+{
+        const unsigned mask = PROCFS_PERM_R | PROCFS_PERM_W | PROCFS_PERM_X | PROCFS_PERM_SHARED;
+        uint64_t at = start, end = start + len;
+
+        for (size_t i = 0; i < m->n && at < end; i++) {
+                const struct procfs_map *mp = &m->maps[i];
+                if (mp->end <= at)
+                        continue;
+                if (mp->start > at || (mp->perms & mask) != perms || mp->path[0])
+                        return false;
+                at = mp->end;
+        }
+        return at >= end;
+}
+
+/* Can arena `i` take patches for our target object: within reach of it,
+ * and still mapped as we left it (the process could have unmapped it)? */
+static bool arena_usable(const struct apply_ctx *c, uint32_t i)
+{
+        const struct lp_reg_arena *a = &c->reg->arenas[i];
+        const struct procfs_maps *m = elf_proc_maps(c->ep);
+
+        return in_reach(c->obj, a->base, a->text_size + a->data_size) &&
+               mapped_as(m, a->base, a->text_size, PROCFS_PERM_R | PROCFS_PERM_X) &&
+               (a->data_size == 0 || mapped_as(m, a->base + a->text_size, a->data_size,
+                                               PROCFS_PERM_R | PROCFS_PERM_W));
+}
+
+/* Place the image in free parts of an arena within reach, first fit: no
+ * remote syscall. The registry is not written here: journal_begin()
+ * records the patch, and with it the space it takes. Returns whether the
+ * image was placed. */
+static bool carve_from_arena(struct apply_ctx *c)
+{
+        for (uint32_t i = 0; c->reg->addr && i < c->reg->hdr.n_arenas; i++) {
+                uint64_t text, data = 0;
+
+                if (!arena_usable(c, i) ||
+                    lp_registry_arena_fit(c->reg, i, false, c->text_len, &text) < 0 ||
+                    (c->data_len > 0 &&
+                     lp_registry_arena_fit(c->reg, i, true, c->data_len, &data) < 0))
+                        continue;
+                c->base = text;
+                c->data_base = data;
+                c->arena = (int)i;
+                log_debug("apply: carved from arena %u at 0x%" PRIx64 " (data 0x%" PRIx64 ")", i,
+                          text, data);
+                return true;
+        }
+        return false;
+}
+
+/* Does an image that no arena could take get a new arena (or mappings of
+ * its own: one too large for an arena, or when the table is full)? */
+static bool arena_wanted(const struct apply_ctx *c)
+{
+        return c->text_len <= ARENA_TEXT_SIZE && c->data_len <= ARENA_DATA_SIZE &&
+               (!c->reg->addr || c->reg->hdr.n_arenas < LP_REG_MAX_ARENAS);
+}
+
 /* ---- The commit, inside the stop window --------------------------------- */
 
 /* Journal: record the patch as APPLYING, before anything of it but its
- * memory is in the target. */
+ * memory is in the target; for an image in an arena, the record is also
+ * what claims its space there. Called in the preparation window, or,
+ * without one, while the threads run: nothing in the target reads the
+ * registry, and the jumps that make the patch live come later, in the
+ * transition's window. */
 static int journal_begin(struct apply_ctx *c, struct errbuf *err)
 {
         struct lp_registry *reg = c->reg;
@@ -491,7 +593,10 @@ static int journal_begin(struct apply_ctx *c, struct errbuf *err)
         pt->flags = c->f->flags;
         pt->base = c->base;
         pt->size = c->size;
-        pt->text_size = c->size; /* until linked: all of it counts as code */
+        /* lp_link_size() said what lp_link() will make: exact already. */
+        pt->text_size = c->text_size;
+        pt->data_base = c->data_base;
+        pt->arena = c->arena < 0 ? 0 : (uint32_t)c->arena + 1;
         pt->applied_at = (uint64_t)time(NULL);
         pt->first_func = reg->hdr.n_funcs;
         pt->n_funcs = (uint32_t)c->n_funcs;
@@ -606,29 +711,53 @@ static void ctx_done(struct apply_ctx *c)
         free(c->reg);
 }
 
-/* The preparation window: with every thread stopped, map the image, make
- * the registry if there is none, resolve IFUNCs, and journal the patch as
- * APPLYING. Remote syscalls run in a stopped thread, which the scheduler
- * runs at once when nothing else of the target is runnable: with one
- * thread stopped and busy siblings, each syscall waited for their time
- * slices (about 8 ms each at 16 busy threads on 2 CPUs). */
+/* The preparation window, for an image no arena could take or one whose
+ * IFUNC resolvers must run in the target: with every thread stopped, map
+ * a new arena (or the image's own mappings) unless the image is carved
+ * already, make the registry if there is none, resolve IFUNCs, and
+ * journal the patch as APPLYING (with the new arena's record, in the same
+ * registry write). Remote syscalls run in a stopped thread, which the
+ * scheduler runs at once when nothing else of the target is runnable:
+ * with one thread stopped and busy siblings, each syscall waited for their
+ * time slices (about 8 ms each at 16 busy threads on 2 CPUs). On failure
+ * what it mapped is unmapped again. */
 static int prepare_window(struct apply_ctx *c, struct errbuf *err)
 {
         struct lp_window w;
+        uint64_t arena = 0;
         int r, q;
 
         r = lp_window_open(c->p, &w, err);
         if (r < 0)
                 return r;
-        r = map_image(c, err);
-        if (r < 0)
-                goto out;
+        if (c->arena < 0 && arena_wanted(c)) {
+                r = map_range(c, ARENA_TEXT_SIZE, ARENA_DATA_SIZE, &arena, err);
+                if (r < 0)
+                        goto out;
+                c->base = arena;
+                c->data_base = c->data_len > 0 ? arena + ARENA_TEXT_SIZE : 0;
+        } else if (c->arena < 0) {
+                r = map_range(c, c->text_len, c->data_len, &c->base, err);
+                if (r < 0)
+                        goto out;
+                c->mapped = true;
+        }
         if (!c->reg->addr) {
                 /* The memfd's name goes where the image's code will be. */
                 r = lp_registry_create(c->p, c->base, c->reg, err);
                 if (r < 0)
                         goto err_unmap;
                 c->reg_created = true;
+        }
+        if (arena) {
+                /* Stored with the journal record below. */
+                c->reg->arenas[c->reg->hdr.n_arenas] = (struct lp_reg_arena){
+                        .base = arena,
+                        .text_size = ARENA_TEXT_SIZE,
+                        .data_size = ARENA_DATA_SIZE,
+                };
+                c->arena = (int)c->reg->hdr.n_arenas++;
+                c->arena_created = true;
         }
         r = resolve_ifuncs(c, err);
         if (r < 0)
@@ -640,8 +769,16 @@ static int prepare_window(struct apply_ctx *c, struct errbuf *err)
         goto out;
 
 err_unmap:
-        (void)proc_munmap(c->p, c->base, c->size, NULL);
-        c->base = 0;
+        if (c->arena_created) {
+                c->reg->hdr.n_arenas--;
+                c->arena = -1;
+                c->arena_created = false;
+        }
+        if (arena)
+                (void)proc_munmap(c->p, arena, ARENA_TEXT_SIZE + ARENA_DATA_SIZE, NULL);
+        if (c->mapped)
+                (void)proc_munmap(c->p, c->base, c->text_len + c->data_len, NULL);
+        c->mapped = false;
         if (c->reg_created) {
                 (void)proc_munmap(c->p, c->reg->addr, c->reg->size, NULL);
                 c->reg->addr = 0;
@@ -656,18 +793,33 @@ out:
         return r < 0 ? r : q;
 }
 
-/* Undo the preparation (the apply failed before its commit). */
+/* Undo the preparation (the apply failed before its commit). An image in
+ * an arena that was there before needs only its record dropped (which
+ * frees its space): a registry write, no window. What this apply mapped
+ * is unmapped in a window, after the records that name it are gone. */
 static void unprepare(struct apply_ctx *c)
 {
         struct lp_window w;
 
-        if (proc_gone(c->p) || (!c->base && !c->reg_created))
+        if (proc_gone(c->p))
                 return;
+        if (!c->mapped && !c->arena_created && !c->reg_created) {
+                journal_drop(c);
+                return;
+        }
         if (lp_window_open(c->p, &w, NULL) < 0)
                 return;
         journal_drop(c);
-        if (c->base)
-                (void)proc_munmap(c->p, c->base, c->size, NULL);
+        if (c->arena_created && c->arena == (int)c->reg->hdr.n_arenas - 1) {
+                const struct lp_reg_arena *a = &c->reg->arenas[c->arena];
+                uint64_t base = a->base, size = a->text_size + a->data_size;
+
+                c->reg->hdr.n_arenas--;
+                if (c->reg_created || lp_registry_store(c->p, c->reg, NULL) >= 0)
+                        (void)proc_munmap(c->p, base, size, NULL);
+        }
+        if (c->mapped)
+                (void)proc_munmap(c->p, c->base, c->text_len + c->data_len, NULL);
         if (c->reg_created)
                 (void)proc_munmap(c->p, c->reg->addr, c->reg->size, NULL);
         (void)lp_window_close(c->p, &w, &c->windows, NULL);
@@ -678,7 +830,7 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
 {
         _cleanup_(proc_freep) struct proc *p = NULL;
         _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
-        struct apply_ctx c = { .pid = pid, .f = f, .rec = -1 };
+        struct apply_ctx c = { .pid = pid, .f = f, .rec = -1, .arena = -1 };
         struct lp_apply_result res = {};
         struct lp_range *ranges = NULL;
         size_t n_ranges = 0, text_size = 0;
@@ -744,15 +896,19 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
                 goto out;
         c.size = res.size;
         c.text_size = text_size;
+        c.text_len = c.writable ? c.text_size : c.size;
+        c.data_len = c.writable ? c.size - c.text_size : 0;
+        carve_from_arena(&c);
 
         /* Resolve every symbol now, with a trial link for the likeliest
-         * place (IFUNCs are only noted), so that the window below holds
+         * place (IFUNCs are only noted), so that a window below holds
          * nothing but remote syscalls. */
         {
                 struct lp_image *trial = NULL;
+                uint64_t at = c.arena >= 0 ? c.base : candidate(&c, c.size, 0);
                 c.dry = true;
-                r = lp_link(f->image, f->image_size, candidate(&c, 0) ? candidate(&c, 0) : 1ull << 32,
-                            resolve, &c, &trial, err);
+                r = lp_link_split(f->image, f->image_size, at ? at : 1ull << 32,
+                                  c.arena >= 0 ? c.data_base : 0, resolve, &c, &trial, err);
                 c.dry = false;
                 lp_image_free(trial);
                 if (r < 0)
@@ -761,22 +917,37 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         read_ifunc_slots(&c);
         if (ifuncs_pending(&c))
                 log_debug("apply: some IFUNCs have no slot: their resolvers run in the target");
-        r = proc_inject_prepare(p, err);
-        if (r < 0)
-                goto out;
         log_debug("apply: checked and resolved at %.2f ms", (double)(now_ns() - start) / 1e6);
 
-        r = prepare_window(&c, err);
-        if (r < 0)
-                goto out;
+        if (c.arena < 0 || ifuncs_pending(&c)) {
+                r = proc_inject_prepare(p, err);
+                if (r < 0)
+                        goto out;
+                r = prepare_window(&c, err);
+                if (r < 0)
+                        goto out;
+        } else {
+                /* In an arena, with nothing to run in the target: no
+                 * window before the transition's. */
+                r = journal_begin(&c, err);
+                if (r < 0)
+                        goto out;
+                test_crash_point("after-journal");
+        }
 
-        /* Link for that address and copy the image in: nothing refers to it
+        /* Link for that place and copy the image in: nothing refers to it
          * yet, so the threads may run meanwhile. */
-        log_debug("apply: mapped at %.2f ms", (double)(now_ns() - start) / 1e6);
-        r = lp_link(f->image, f->image_size, c.base, resolve, &c, &c.img, err);
+        log_debug("apply: placed at %.2f ms", (double)(now_ns() - start) / 1e6);
+        r = lp_link_split(f->image, f->image_size, c.base, c.data_base, resolve, &c, &c.img, err);
         if (r < 0)
                 goto err_unprepare;
-        r = proc_write(p, c.base, c.img->buf, c.img->size);
+        if (c.data_base) {
+                r = proc_write(p, c.base, c.img->buf, c.img->text_size);
+                if (r >= 0)
+                        r = proc_write(p, c.data_base, c.img->buf + c.img->text_size,
+                                       c.img->size - c.img->text_size);
+        } else
+                r = proc_write(p, c.base, c.img->buf, c.img->size);
         if (r < 0) {
                 errbuf_set(err, "cannot copy the patch into pid %d: %s", pid, strerror(-r));
                 goto err_unprepare;
@@ -835,13 +1006,16 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         r = u ? lp_unwinder_refresh(u, c.reg, err) : lp_unwinder_new(p, c.reg, &u, err);
         if (r < 0)
                 goto err_unprepare;
-        /* Warm its caches with the stacks as the preparation window saw
-         * them: the check then mostly finds the CFI it needs. */
+        /* Warm its caches with the stacks as a preparation window saw
+         * them, and with the pcs the last liveup met (there is no
+         * preparation window for a patch carved from an arena): the check
+         * then mostly finds the CFI it needs. */
         for (size_t i = 0; i < proc_n_threads(p); i++) {
                 struct proc_thread *t = proc_thread_at(p, i);
                 if (t && t->last_regs_valid)
                         proc_unwinder_warm(u, &t->last_regs);
         }
+        lp_unwinder_warm(u, c.reg);
         log_debug("apply: unwinder ready at %.2f ms", (double)(now_ns() - start) / 1e6);
         r = lp_transition_stop(p, u, ranges, n_ranges, timeout, commit_apply, &c,
                                &res.transition, err);
@@ -857,8 +1031,12 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         snprintf(res.id, sizeof(res.id), "%s", f->id);
         res.n_funcs = c.n_funcs;
         res.base = c.base;
+        res.data_base = c.data_base;
+        res.arena = c.arena;
+        res.arena_created = c.arena_created;
         res.n_stubs = c.img->n_stubs;
         res.n_got = c.img->n_got;
+        lp_unwinder_remember(p, u, c.reg);
         r = 0;
         goto out;
 
@@ -873,6 +1051,7 @@ out:
                         r = q;
         }
         res.switch_ns = res.transition.held_max_ns;
+        res.remote_calls = proc_n_injected(p);
         res.prepare_ns = c.prepare_ns;
         lp_transition_add(&res.transition, &c.windows);
         res.total_ns = now_ns() - start;
@@ -942,11 +1121,19 @@ static int commit_revert(void *userdata, struct errbuf *err)
         r = lp_registry_store(c->p, reg, err);
         if (r < 0)
                 return r;
-        /* Nothing can enter the image any more and no thread is in it.
-         * Unmapped in this window (a thread stopped runs the syscall at
-         * once); a liveup killed right before leaves only a mapping no
-         * record names. */
-        (void)proc_munmap(c->p, pt.base, pt.size, NULL);
+        /* Nothing can enter the image any more and no thread is in it. In
+         * an arena, the store above freed its space: nothing else to do.
+         * Mappings of its own are unmapped in this window (a thread
+         * stopped runs the syscall at once); a liveup killed right before
+         * leaves only a mapping no record names. */
+        if (pt.arena == 0) {
+                uint64_t text, text_len, data, data_len;
+
+                lp_reg_patch_extents(&pt, &text, &text_len, &data, &data_len);
+                (void)proc_munmap(c->p, text, text_len, NULL);
+                if (data_len)
+                        (void)proc_munmap(c->p, data, data_len, NULL);
+        }
         return 0;
 }
 
@@ -975,9 +1162,11 @@ static int revert_index(struct proc *p, struct proc_unwinder *u, struct lp_regis
                 if (r < 0)
                         return r;
         }
-        r = proc_inject_prepare(p, err);
-        if (r < 0)
-                return r;
+        if (pt->arena == 0) { /* it will munmap */
+                r = proc_inject_prepare(p, err);
+                if (r < 0)
+                        return r;
+        }
         r = lp_transition_stop(p, u, &range, 1, timeout, commit_revert, &c, &res->transition,
                                err);
         if (r < 0 && reg->patches[idx].state == LP_REG_STATE_REVERTING &&
@@ -991,7 +1180,8 @@ static int revert_index(struct proc *p, struct proc_unwinder *u, struct lp_regis
 
 /* Finish what a killed liveup left: every record not APPLIED is removed
  * from the target (its jumps, if any were written, undone; its memory
- * unmapped). Returns how many were repaired. */
+ * unmapped, or its space in an arena freed with its record). Returns how
+ * many were repaired. */
 static int recover(struct proc *p, struct proc_unwinder *u, struct lp_registry *reg,
                    double timeout, struct errbuf *err)
 {
@@ -1045,6 +1235,7 @@ int lp_revert(pid_t pid, const char *id, const struct lp_apply_opts *o,
                 r = lp_unwinder_new(p, reg, &u, err);
                 if (r < 0)
                         goto out;
+                lp_unwinder_warm(u, reg); /* see unwinder.h */
                 r = recover(p, u, reg, timeout, err);
                 if (r < 0)
                         goto out;
@@ -1083,6 +1274,8 @@ int lp_revert(pid_t pid, const char *id, const struct lp_apply_opts *o,
         }
 
         r = revert_index(p, u, reg, (uint32_t)idx, timeout, &res, err);
+        if (r >= 0)
+                lp_unwinder_remember(p, u, reg);
         if (r == -EBUSY) {
                 char msg[sizeof(err->msg)];
                 snprintf(msg, sizeof(msg), "%s", err->msg);

@@ -13,6 +13,10 @@ struct lp_apply_result {
         char id[96];
         size_t n_funcs;
         uint64_t base, size;       /* patch image in the target */
+        uint64_t data_base;        /* its data part, when apart from the code (else 0) */
+        int arena;                 /* the arena it was carved from; -1: its own mappings */
+        bool arena_created;        /* that arena was made by this apply */
+        unsigned remote_calls;     /* remote syscalls and calls run in the target */
         size_t n_stubs, n_got;
         struct lp_transition_result transition; /* every stop window */
         uint64_t prepare_ns;       /* the preparation window (remote syscalls) */

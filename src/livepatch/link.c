@@ -8,7 +8,10 @@
  *   far away) go through a stub. Each far symbol gets one stub and one
  *   GOT slot at most.
  * - The image is complete when lp_link() returns: the caller only copies
- *   it. */
+ *   it.
+ * - A section lies wholly in the code part (executable ones) or wholly in
+ *   the data part (the rest), so its address in the target is that of its
+ *   part plus its offset in the part (section_addr()). */
 #include "livepatch/link.h"
 #include "arch/arch.h"
 #include "elf/elf.h"
@@ -240,6 +243,23 @@ static int layout(struct linker *l, struct errbuf *err)
         return 0;
 }
 
+/* Where placed section `idx` starts in the target. */
+static uint64_t section_addr(const struct linker *l, const struct lp_image *img, size_t idx)
+{
+        const struct section_place *sp = &l->places[idx];
+
+        if (sp->exec)
+                return img->base + sp->off;
+        return img->data_base + (sp->off - l->text_size);
+}
+
+uint64_t lp_image_addr(const struct lp_image *img, size_t off)
+{
+        if (off < img->text_size)
+                return img->base + off;
+        return img->data_base + (off - img->text_size);
+}
+
 static const char *sym_name(struct linker *l, const GElf_Sym *sym)
 {
         const char *n;
@@ -258,8 +278,9 @@ static const char *sym_name(struct linker *l, const GElf_Sym *sym)
 }
 
 /* Address of symbol `idx` in the target. */
-static int sym_value(struct linker *l, size_t idx, uint64_t base, lp_resolve_fn resolve,
-                     void *userdata, uint64_t *ret, const char **ret_name, struct errbuf *err)
+static int sym_value(struct linker *l, size_t idx, const struct lp_image *img,
+                     lp_resolve_fn resolve, void *userdata, uint64_t *ret, const char **ret_name,
+                     struct errbuf *err)
 {
         GElf_Sym sym;
         const char *name;
@@ -303,7 +324,7 @@ static int sym_value(struct linker *l, size_t idx, uint64_t base, lp_resolve_fn 
                         errbuf_set(err, "symbol '%s' lies outside its section", name);
                         return -EBADMSG;
                 }
-                *ret = base + l->places[sym.st_shndx].off + sym.st_value;
+                *ret = section_addr(l, img, sym.st_shndx) + sym.st_value;
         }
         l->sym_cache[idx] = *ret;
         l->sym_cached[idx] = true;
@@ -373,8 +394,7 @@ static int relocate_section(struct linker *l, struct lp_image *img, size_t rela_
                 enum arch_reloc_kind kind = arch_reloc_classify(type);
                 if (kind == ARCH_RELOC_NONE)
                         continue;
-                r = sym_value(l, GELF_R_SYM(rel.r_info), img->base, resolve, userdata, &s, &name,
-                              err);
+                r = sym_value(l, GELF_R_SYM(rel.r_info), img, resolve, userdata, &s, &name, err);
                 if (r < 0)
                         return r;
                 if (kind == ARCH_RELOC_TLS) {
@@ -387,30 +407,32 @@ static int relocate_section(struct linker *l, struct lp_image *img, size_t rela_
                                    arch_reloc_name(type), name);
                         return -EOPNOTSUPP;
                 }
-                place = img->base + sp->off + rel.r_offset;
+                place = section_addr(l, img, target) + rel.r_offset;
                 v = s + (uint64_t)rel.r_addend;
                 if (kind == ARCH_RELOC_BRANCH && !fits_rel32(place, v)) {
                         bool fresh;
-                        uint64_t stub = far_slot(l->stubs, &l->n_stubs, l->max_stubs, s,
-                                                 img->base + l->stub_off, arch_stub_size(),
-                                                 &fresh);
+                        uint64_t first = lp_image_addr(img, l->stub_off);
+                        uint64_t stub = far_slot(l->stubs, &l->n_stubs, l->max_stubs, s, first,
+                                                 arch_stub_size(), &fresh);
                         if (!stub)
                                 return -EBADMSG;
                         if (fresh) {
                                 int len = arch_encode_jump_abs(
-                                        s, img->buf + (stub - img->base), arch_stub_size());
+                                        s, img->buf + l->stub_off + (stub - first),
+                                        arch_stub_size());
                                 if (len < 0)
                                         return len;
                         }
                         v = stub + (uint64_t)rel.r_addend;
                 } else if (kind == ARCH_RELOC_GOT) {
                         bool fresh;
-                        uint64_t slot = far_slot(l->got, &l->n_got, l->max_got, s,
-                                                 img->base + l->got_off, 8, &fresh);
+                        uint64_t first = lp_image_addr(img, l->got_off);
+                        uint64_t slot = far_slot(l->got, &l->n_got, l->max_got, s, first, 8,
+                                                 &fresh);
                         if (!slot)
                                 return -EBADMSG;
                         if (fresh)
-                                memcpy(img->buf + (slot - img->base), &s, 8);
+                                memcpy(img->buf + l->got_off + (slot - first), &s, 8);
                         v = slot + (uint64_t)rel.r_addend;
                 }
                 r = arch_reloc_apply(type, img->buf + sp->off + rel.r_offset, place, v);
@@ -506,7 +528,7 @@ static int collect_symbols(struct linker *l, struct lp_image *img)
                 s->name = strdup(name);
                 if (!s->name)
                         return -ENOMEM;
-                s->addr = img->base + l->places[sym.st_shndx].off + sym.st_value;
+                s->addr = section_addr(l, img, sym.st_shndx) + sym.st_value;
                 s->size = sym.st_size;
                 s->func = type == STT_FUNC;
                 s->local = GELF_ST_BIND(sym.st_info) == STB_LOCAL;
@@ -538,11 +560,18 @@ int lp_link_size(const void *elf_image, size_t elf_size, size_t *ret_size, size_
 int lp_link(const void *elf_image, size_t elf_size, uint64_t base, lp_resolve_fn resolve,
             void *userdata, struct lp_image **ret, struct errbuf *err)
 {
+        return lp_link_split(elf_image, elf_size, base, 0, resolve, userdata, ret, err);
+}
+
+int lp_link_split(const void *elf_image, size_t elf_size, uint64_t base, uint64_t data_base,
+                  lp_resolve_fn resolve, void *userdata, struct lp_image **ret,
+                  struct errbuf *err)
+{
         _cleanup_(lp_image_freep) struct lp_image *img = NULL;
         struct linker l = {};
         int r;
 
-        if (base % PAGE)
+        if (base % PAGE || data_base % PAGE)
                 return -EINVAL;
         r = open_object(&l, elf_image, elf_size, err);
         if (r < 0)
@@ -558,6 +587,7 @@ int lp_link(const void *elf_image, size_t elf_size, uint64_t base, lp_resolve_fn
         img->size = l.size;
         img->text_size = l.text_size;
         img->base = base;
+        img->data_base = data_base ? data_base : base + l.text_size;
         img->buf = calloc(1, l.size);
         if (!img->buf) {
                 r = -ENOMEM;

@@ -11,6 +11,12 @@
  *     [text_size, size)        read-only and writable data, .bss (zeroed),
  *                              then GOT slots
  *
+ * The two parts need not be adjacent in the target: the code part goes
+ * at `base`, the data part at `data_base` (lp_link_split(); lp_link()
+ * puts it right after the code). Every reference between them must then
+ * still be within reach (±2 GiB on x86-64): a relocation that is not is
+ * refused, as one to any other far symbol would be.
+ *
  * The object's .eh_frame is allocated read-only data like any other, and
  * its relocations (the FDEs' pc-relative references to the code) are
  * applied as any other's: in the image it is the call frame information
@@ -34,7 +40,8 @@ struct lp_image {
         uint8_t *buf;       /* size bytes */
         size_t size;        /* multiple of the page size */
         size_t text_size;   /* multiple of the page size */
-        uint64_t base;
+        uint64_t base;      /* buf[0, text_size) goes there in the target */
+        uint64_t data_base; /* buf[text_size, size) goes there */
         /* The linked .eh_frame: [eh_frame_off, eh_frame_off +
          * eh_frame_size) of buf, in the data part. 0/0 when the object has
          * none (or more than one, which gcc never emits: the FDEs of one
@@ -61,9 +68,19 @@ struct lp_image {
 int lp_link_size(const void *elf_image, size_t elf_size, size_t *ret_size, size_t *ret_text_size,
                  bool *ret_writable, struct errbuf *err);
 
-/* Link the ET_REL object in elf_image for `base`. */
+/* Link the ET_REL object in elf_image for `base`, its data part right
+ * after its code (data_base = base + text_size). */
 int lp_link(const void *elf_image, size_t elf_size, uint64_t base, lp_resolve_fn resolve,
             void *userdata, struct lp_image **ret, struct errbuf *err);
+
+/* The same, with the data part at `data_base` (page-aligned; 0: right
+ * after the code). */
+int lp_link_split(const void *elf_image, size_t elf_size, uint64_t base, uint64_t data_base,
+                  lp_resolve_fn resolve, void *userdata, struct lp_image **ret,
+                  struct errbuf *err);
+
+/* Where image offset `off` (of buf) lands in the target. */
+uint64_t lp_image_addr(const struct lp_image *img, size_t off);
 
 /* Address of a defined symbol of the linked object; -ENOENT if none. */
 int lp_image_lookup(const struct lp_image *img, const char *name, uint64_t *ret_addr,

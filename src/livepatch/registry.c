@@ -2,6 +2,7 @@
 #include "livepatch/registry.h"
 #include "base/procfs.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -33,23 +34,72 @@ static int find_mapping(pid_t pid, uint64_t *ret_addr, uint64_t *ret_size)
         return 0;
 }
 
+/* Does [start, start + len) lie inside [lo, lo + size)? */
+static bool inside(uint64_t start, uint64_t len, uint64_t lo, uint64_t size)
+{
+        return start >= lo && start - lo <= size && len <= size - (start - lo);
+}
+
+/* Do a patch's extents lie in the parts of the arena it names? */
+static bool patch_in_arena(const struct lp_registry *reg, const struct lp_reg_patch *pt)
+{
+        const struct lp_reg_arena *a;
+        uint64_t text, text_len, data, data_len;
+
+        if (pt->arena == 0)
+                return true;
+        if (pt->arena > reg->hdr.n_arenas)
+                return false;
+        a = &reg->arenas[pt->arena - 1];
+        lp_reg_patch_extents(pt, &text, &text_len, &data, &data_len);
+        return inside(text, text_len, a->base, a->text_size) &&
+               (data_len == 0 || inside(data, data_len, a->base + a->text_size, a->data_size));
+}
+
 static int validate(struct lp_registry *reg, pid_t pid, struct errbuf *err)
 {
-        const struct lp_reg_header *h = &reg->hdr;
+        struct lp_reg_header *h = &reg->hdr;
 
-        if (memcmp(h->magic, LP_REG_MAGIC, 8) != 0 || h->version != LP_REG_VERSION ||
-            h->header_size != sizeof(struct lp_reg_header) ||
-            h->patch_size != sizeof(struct lp_reg_patch) ||
-            h->func_size != sizeof(struct lp_reg_func) || h->n_patches > LP_REG_MAX_PATCHES ||
-            h->n_funcs > LP_REG_MAX_FUNCS) {
-                errbuf_set(err, "pid %d: its liveup registry is corrupt or of another version",
-                           pid);
+        if (memcmp(h->magic, LP_REG_MAGIC, 8) != 0) {
+                errbuf_set(err, "pid %d: its liveup registry is corrupt (bad magic)", pid);
                 return -EBADMSG;
+        }
+        if (h->version != 1 && h->version != LP_REG_VERSION) {
+                errbuf_set(err, "pid %d: its liveup registry is of version %u, which this liveup "
+                           "does not know (it reads versions 1 to %u); use the liveup that "
+                           "patched it", pid, h->version, LP_REG_VERSION);
+                return -EPROTONOSUPPORT;
+        }
+        /* Version 1 had no arenas; those header bytes were reserved, 0. */
+        if (h->version == 1 && (h->arena_size != 0 || h->n_arenas != 0 || h->n_warm != 0)) {
+                errbuf_set(err, "pid %d: its liveup registry is corrupt (header)", pid);
+                return -EBADMSG;
+        }
+        if (h->header_size != sizeof(struct lp_reg_header) ||
+            h->patch_size != sizeof(struct lp_reg_patch) ||
+            h->func_size != sizeof(struct lp_reg_func) ||
+            (h->version >= 2 && h->arena_size != sizeof(struct lp_reg_arena)) ||
+            h->n_patches > LP_REG_MAX_PATCHES || h->n_funcs > LP_REG_MAX_FUNCS ||
+            h->n_arenas > LP_REG_MAX_ARENAS || h->n_warm > LP_REG_MAX_WARM) {
+                errbuf_set(err, "pid %d: its liveup registry is corrupt (header)", pid);
+                return -EBADMSG;
+        }
+        for (uint32_t i = 0; i < h->n_arenas; i++) {
+                const struct lp_reg_arena *a = &reg->arenas[i];
+                if (a->text_size == 0 || a->base + a->text_size < a->base ||
+                    a->base + a->text_size + a->data_size < a->base + a->text_size) {
+                        errbuf_set(err, "pid %d: its liveup registry is corrupt (arena %u)", pid,
+                                   i);
+                        return -EBADMSG;
+                }
         }
         for (uint32_t i = 0; i < h->n_patches; i++) {
                 struct lp_reg_patch *pt = &reg->patches[i];
                 if (pt->first_func > h->n_funcs || pt->n_funcs > h->n_funcs - pt->first_func ||
-                    pt->build_id_len > LP_BUILD_ID_MAX) {
+                    pt->build_id_len > LP_BUILD_ID_MAX || pt->text_size > pt->size ||
+                    pt->base + pt->size < pt->base ||
+                    pt->data_base + (pt->size - pt->text_size) < pt->data_base ||
+                    !patch_in_arena(reg, pt)) {
                         errbuf_set(err, "pid %d: its liveup registry is corrupt (patch %u)", pid,
                                    i);
                         return -EBADMSG;
@@ -106,6 +156,14 @@ static int load_with(pid_t pid, struct proc *p, struct lp_registry *reg, struct 
         _Static_assert(offsetof(struct lp_registry, funcs) ==
                                offsetof(struct lp_registry, patches) +
                                        LP_REG_MAX_PATCHES * sizeof(struct lp_reg_patch),
+                       "registry layout");
+        _Static_assert(offsetof(struct lp_registry, arenas) ==
+                               offsetof(struct lp_registry, funcs) +
+                                       LP_REG_MAX_FUNCS * sizeof(struct lp_reg_func),
+                       "registry layout");
+        _Static_assert(offsetof(struct lp_registry, warm_pcs) ==
+                               offsetof(struct lp_registry, arenas) +
+                                       LP_REG_MAX_ARENAS * sizeof(struct lp_reg_arena),
                        "registry layout");
         r = p ? proc_read(p, addr, buf, LP_REG_SIZE) : read_remote(pid, addr, buf, LP_REG_SIZE);
         if (r < 0) {
@@ -180,6 +238,7 @@ int lp_registry_create(struct proc *p, uint64_t scratch, struct lp_registry *reg
         reg->hdr.header_size = sizeof(struct lp_reg_header);
         reg->hdr.patch_size = sizeof(struct lp_reg_patch);
         reg->hdr.func_size = sizeof(struct lp_reg_func);
+        reg->hdr.arena_size = sizeof(struct lp_reg_arena);
         reg->addr = addr;
         reg->size = size;
         r = lp_registry_store(p, reg, err);
@@ -201,6 +260,9 @@ int lp_registry_store(struct proc *p, struct lp_registry *reg, struct errbuf *er
 
         if (!reg->addr)
                 return -ENOENT;
+        /* A version 1 registry becomes version 2 (see registry.h). */
+        reg->hdr.version = LP_REG_VERSION;
+        reg->hdr.arena_size = sizeof(struct lp_reg_arena);
         reg->hdr.generation++;
         /* Only what is in use: the records are kept packed (appended, and
          * compacted on removal), and readers look no further than the
@@ -213,6 +275,10 @@ int lp_registry_store(struct proc *p, struct lp_registry *reg, struct errbuf *er
                 r = proc_write(p, reg->addr + offsetof(struct lp_registry, funcs) -
                                        offsetof(struct lp_registry, hdr),
                                reg->funcs, reg->hdr.n_funcs * sizeof(reg->funcs[0]));
+        if (r >= 0)
+                r = proc_write(p, reg->addr + offsetof(struct lp_registry, arenas) -
+                                       offsetof(struct lp_registry, hdr),
+                               reg->arenas, reg->hdr.n_arenas * sizeof(reg->arenas[0]));
         /* The header last: a reader sees the new counts only with the
          * records they count in place. */
         if (r >= 0)
@@ -220,6 +286,23 @@ int lp_registry_store(struct proc *p, struct lp_registry *reg, struct errbuf *er
         if (r < 0)
                 errbuf_set(err, "cannot write the liveup registry of pid %d: %s", proc_pid(p),
                            strerror(-r));
+        return r;
+}
+
+int lp_registry_store_warm(struct proc *p, struct lp_registry *reg)
+{
+        int r;
+
+        if (!reg->addr)
+                return -ENOENT;
+        reg->hdr.version = LP_REG_VERSION;
+        reg->hdr.arena_size = sizeof(struct lp_reg_arena);
+        reg->hdr.generation++;
+        r = proc_write(p, reg->addr + offsetof(struct lp_registry, warm_pcs) -
+                               offsetof(struct lp_registry, hdr),
+                       reg->warm_pcs, reg->hdr.n_warm * sizeof(reg->warm_pcs[0]));
+        if (r >= 0)
+                r = proc_write(p, reg->addr, &reg->hdr, sizeof(reg->hdr));
         return r;
 }
 
@@ -251,4 +334,109 @@ const char *lp_registry_state_name(uint32_t state)
         default:
                 return "unknown";
         }
+}
+
+void lp_reg_patch_extents(const struct lp_reg_patch *pt, uint64_t *ret_text,
+                          uint64_t *ret_text_len, uint64_t *ret_data, uint64_t *ret_data_len)
+{
+        *ret_text = pt->base;
+        if (pt->data_base == 0) {
+                *ret_text_len = pt->size;
+                *ret_data = 0;
+                *ret_data_len = 0;
+                return;
+        }
+        *ret_text_len = pt->text_size;
+        *ret_data = pt->data_base;
+        *ret_data_len = pt->size - pt->text_size;
+}
+
+uint64_t lp_reg_patch_addr(const struct lp_reg_patch *pt, uint64_t off)
+{
+        if (pt->data_base == 0 || off < pt->text_size)
+                return pt->base + off;
+        return pt->data_base + (off - pt->text_size);
+}
+
+struct extent {
+        uint64_t start, end;
+};
+
+static int cmp_extent(const void *a, const void *b)
+{
+        const struct extent *x = a, *y = b;
+
+        return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The extents that patch records use in one part of arena `a`, sorted;
+ * returns how many (at most LP_REG_MAX_PATCHES). */
+static size_t arena_used(const struct lp_registry *reg, uint32_t a, bool data,
+                         struct extent used[static LP_REG_MAX_PATCHES])
+{
+        size_t n = 0;
+
+        for (uint32_t i = 0; i < reg->hdr.n_patches; i++) {
+                const struct lp_reg_patch *pt = &reg->patches[i];
+                uint64_t text, text_len, d, d_len;
+
+                if (pt->arena != a + 1)
+                        continue;
+                lp_reg_patch_extents(pt, &text, &text_len, &d, &d_len);
+                if (data && d_len)
+                        used[n++] = (struct extent){ d, d + d_len };
+                else if (!data && text_len)
+                        used[n++] = (struct extent){ text, text + text_len };
+        }
+        qsort(used, n, sizeof(used[0]), cmp_extent);
+        return n;
+}
+
+int lp_registry_arena_fit(const struct lp_registry *reg, uint32_t a, bool data, uint64_t len,
+                          uint64_t *ret)
+{
+        struct extent used[LP_REG_MAX_PATCHES];
+        const struct lp_reg_arena *ar;
+        uint64_t lo, hi, at;
+        size_t n;
+
+        if (a >= reg->hdr.n_arenas)
+                return -ENOENT;
+        ar = &reg->arenas[a];
+        lo = data ? ar->base + ar->text_size : ar->base;
+        hi = lo + (data ? ar->data_size : ar->text_size);
+        n = arena_used(reg, a, data, used);
+        at = lo;
+        for (size_t i = 0; i < n; i++) {
+                if (used[i].start >= at && used[i].start - at >= len)
+                        break;
+                at = MAX(at, ALIGN_UP(used[i].end, (uint64_t)4096));
+        }
+        if (at > hi || hi - at < len)
+                return -ENOSPC;
+        *ret = at;
+        return 0;
+}
+
+uint64_t lp_registry_arena_free(const struct lp_registry *reg, uint32_t a, bool data)
+{
+        struct extent used[LP_REG_MAX_PATCHES];
+        const struct lp_reg_arena *ar;
+        uint64_t lo, size, at, busy = 0;
+        size_t n;
+
+        if (a >= reg->hdr.n_arenas)
+                return 0;
+        ar = &reg->arenas[a];
+        lo = data ? ar->base + ar->text_size : ar->base;
+        size = data ? ar->data_size : ar->text_size;
+        n = arena_used(reg, a, data, used);
+        at = lo;
+        for (size_t i = 0; i < n; i++) {
+                uint64_t s = MAX(used[i].start, at), e = MIN(used[i].end, lo + size);
+                if (e > s)
+                        busy += e - s;
+                at = MAX(at, used[i].end);
+        }
+        return size - MIN(busy, size);
 }

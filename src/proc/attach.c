@@ -59,6 +59,11 @@ pid_t proc_pid(const struct proc *p)
         return p->pid;
 }
 
+unsigned proc_n_injected(const struct proc *p)
+{
+        return p->n_injected;
+}
+
 size_t proc_n_threads(const struct proc *p)
 {
         return p->n_threads;

@@ -22,6 +22,7 @@ struct proc {
         size_t n_threads, cap_threads;
 
         uint64_t syscall_insn; /* address of a syscall instruction, 0 unknown */
+        unsigned n_injected;   /* remote syscalls and calls started */
         uint64_t stop_timeout_ns; /* how long stopping may take */
 };
 

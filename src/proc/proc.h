@@ -190,6 +190,11 @@ int proc_syscall(struct proc *p, struct proc_thread *t, long nr, const uint64_t 
 int proc_call(struct proc *p, struct proc_thread *t, uint64_t fn, const uint64_t args[6],
               uint64_t timeout_ns, uint64_t *ret, struct errbuf *err);
 
+/* How many remote syscalls and calls (proc_syscall(), proc_call() and
+ * what is built on them) were started in the target since attach: a
+ * figure for reports and tests. */
+unsigned proc_n_injected(const struct proc *p);
+
 /* Find what injection needs (a syscall instruction in the target) now,
  * while the threads run, rather than in the first stop window that
  * injects (it reads the maps and scans code: a few hundred µs). */

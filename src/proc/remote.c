@@ -375,6 +375,7 @@ int proc_syscall(struct proc *p, struct proc_thread *t, long nr, const uint64_t 
         r = prepare(p, &t, &orig, &insn, err);
         if (r < 0)
                 return r;
+        p->n_injected++;
         work = orig;
         arch_regs_setup_syscall(&work, insn, nr, args);
         r = proc_store_regs(t->tid, &work);
@@ -409,6 +410,7 @@ int proc_call(struct proc *p, struct proc_thread *t, uint64_t fn, const uint64_t
         r = prepare(p, &t, &orig, &insn, err);
         if (r < 0)
                 return r;
+        p->n_injected++;
         work = orig;
         arch_regs_setup_call(&work, fn, args, insn, &push_addr, &push_val);
         if (push_addr) {

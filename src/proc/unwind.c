@@ -169,6 +169,7 @@ struct frame_rule {
 struct cfi_entry {
         uint64_t pc;
         enum cfi_kind kind;
+        bool met;               /* by proc_unwind_thread(), not only warmed */
         struct frame_rule rule; /* for CFI_FDE */
 };
 
@@ -240,6 +241,7 @@ struct proc_unwinder {
          * belong to another object). Stacks of one process share most of
          * their pcs. */
         struct cfi_entry cfi_cache[CFI_CACHE_SIZE];
+        bool unwinding;         /* inside proc_unwind_thread() */
 
         enum proc_unwind_path path;
         struct proc_unwind_stats stats;
@@ -1085,8 +1087,10 @@ static const struct cfi_entry *cfi_entry_of(struct proc_unwinder *u, const struc
 
         if (e->kind == CFI_UNKNOWN || e->pc != key) {
                 e->pc = key;
+                e->met = false;
                 cfi_lookup(u, f, e);
         }
+        e->met |= u->unwinding;
         return e;
 }
 
@@ -1361,7 +1365,9 @@ int proc_unwind_thread(struct proc_unwinder *u, struct proc_thread *t, size_t ma
         if (max_frames == 0)
                 max_frames = DEFAULT_MAX_FRAMES;
 
+        u->unwinding = true;
         r = u->path == PROC_UNWIND_AUTO ? unwind_fast(u, t->tid, regs, max_frames, &s) : GAVE_UP_RULE;
+        u->unwinding = false;
         if (r < 0)
                 return r;
         if (r == 0) {
@@ -1376,7 +1382,9 @@ int proc_unwind_thread(struct proc_unwinder *u, struct proc_thread *t, size_t ma
                         else
                                 u->stats.gave_up_other++;
                 }
+                u->unwinding = true;
                 r = unwind_libdw(u, t, max_frames, &s);
+                u->unwinding = false;
                 if (r < 0)
                         return r;
                 u->stats.libdw_threads++;
@@ -1397,4 +1405,22 @@ void proc_unwinder_warm(struct proc_unwinder *u, const struct arch_regs *regs)
                 return;
         if (unwind_fast(u, 0, regs, 64, &s) == 0)
                 proc_stack_done(&s);
+}
+
+void proc_unwinder_warm_pcs(struct proc_unwinder *u, const uint64_t *pcs, size_t n)
+{
+        if (u->path != PROC_UNWIND_AUTO)
+                return;
+        for (size_t i = 0; i < n; i++)
+                (void)cfi_entry_of(u, &(struct proc_frame){ .pc = pcs[i], .activation = true });
+}
+
+size_t proc_unwinder_cached_pcs(const struct proc_unwinder *u, uint64_t *ret, size_t max)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < CFI_CACHE_SIZE && n < max; i++)
+                if (u->cfi_cache[i].kind != CFI_UNKNOWN && u->cfi_cache[i].met)
+                        ret[n++] = u->cfi_cache[i].pc;
+        return n;
 }

@@ -101,6 +101,20 @@ void proc_unwinder_stats(const struct proc_unwinder *u, struct proc_unwind_stats
  * inside the window, the others ~10 µs each). */
 void proc_unwinder_warm(struct proc_unwinder *u, const struct arch_regs *regs);
 
+/* The same from pcs alone: look up the CFI of each of `pcs` (lookup pcs,
+ * as proc_unwinder_cached_pcs() gives them: a return address minus one)
+ * now, outside a stop window. For a caller that has no registers to
+ * unwind from, but the pcs an earlier unwinder met, e.g. in an earlier
+ * run of the tool (they are only a hint: a pc that is in no object, or
+ * whose object changed, costs a wasted lookup). */
+void proc_unwinder_warm_pcs(struct proc_unwinder *u, const uint64_t *pcs, size_t n);
+
+/* Up to `max` lookup pcs that unwinds of stopped threads
+ * (proc_unwind_thread()) met since the last refresh, in ret[]; returns
+ * how many. Pcs only warmed are left out, so hints do not outlive the
+ * stacks they came from. */
+size_t proc_unwinder_cached_pcs(const struct proc_unwinder *u, uint64_t *ret, size_t max);
+
 /* Unwind stopped thread `t` (at most `max_frames`, 0: 256). Frames go to
  * *ret (owned by the caller: proc_stack_done()). Returns 0 even when the
  * unwind stopped early (see ret->error); < 0 only when nothing could be

@@ -4,10 +4,13 @@
 # `liveup patches` says what was interrupted, and the next liveup on that
 # process completes the interrupted operation before its own; the target's
 # behaviour is right at every step. The kill comes from a test-only hook
-# (LIVEUP_TEST_CRASH=STEP), at the exact point named.
+# (LIVEUP_TEST_CRASH=STEP), at the exact point named. The first apply
+# maps an arena (in its preparation window, where it is journalled); the
+# later ones are carved from it and journalled with the threads running;
+# the space of an interrupted one is free again once it is repaired.
 . "${LIVEUP_TESTS_DIR:-$(dirname "$0")}/lib.sh"
 
-plan 31
+plan 38
 
 cat > "$T/fix.c" <<'EOF'
 int victim_value(void)
@@ -57,6 +60,13 @@ returns() {
         echo stuck
 }
 
+# The image address of the first patch `liveup patches --json` lists.
+patch_image() {
+        "$LIVEUP" patches --json "$pid" | "$PYTHON" -c '
+import json, sys
+print(json.load(sys.stdin)["processes"][0]["patches"][0]["image"])'
+}
+
 patch_state() {
         "$LIVEUP" patches --json "$pid" | "$PYTHON" -c '
 import json, sys
@@ -88,6 +98,30 @@ ok $LU_RC "revert"
 ok $? "old behaviour again"
 grep -c 'memfd:liveup' /proc/"$pid"/maps > /dev/null
 ok $? "the registry stays (empty) for the next patch"
+
+# --- apply interrupted after its journal record, carved from the arena ---
+# (no preparation window: the record is written with the threads running)
+LIVEUP_TEST_CRASH=after-journal "$LIVEUP" apply "$pid" "$T/fix.lpo" > /dev/null 2>&1
+[ $? -eq 137 ]
+ok $? "apply from the arena killed after writing its journal record"
+check "the target survived" alive "$pid"
+[ "$(patch_state)" = "applying" ]
+ok $? "patches shows the interrupted apply"
+killed_at=$(patch_image)
+[ "$(returns)" = 1 ]
+ok $? "old behaviour (no jump was written)"
+run_liveup apply --json "$pid" "$T/fix2.lpo"
+[ $LU_RC -eq 0 ] && json_check "$T/lu.out" "
+p = d['processes'][0]
+if p['image'] != '$killed_at': fail('image %s, the interrupted one had $killed_at' % p['image'])
+if not p['in_arena'] or p['remote_calls'] != 0: fail('not from the arena: %s' % p)
+"
+ok $? "the next apply repairs it and reuses its space ($killed_at), with no remote call"
+[ "$(returns)" = 77 ]
+ok $? "new behaviour of the second patch"
+run_liveup revert "$pid"
+[ $LU_RC -eq 0 ] && [ "$(patch_state)" = "none" ] && [ "$(returns)" = 1 ]
+ok $? "revert: no patch, old behaviour"
 
 # --- apply interrupted in the middle of the stop window ------------------
 LIVEUP_TEST_CRASH=mid-commit "$LIVEUP" apply "$pid" "$T/fix.lpo" > /dev/null 2>&1

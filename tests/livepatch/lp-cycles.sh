@@ -3,10 +3,12 @@
 # and every revert succeeds, after each one every thread gets the right
 # result (x + 100 patched, x + 1 reverted), the process never dies, and
 # nothing accumulates in it (its memory map after the last cycle is the
-# one after the first; no tracer stays).
+# one after the first; no tracer stays). The first apply maps an arena;
+# every later one reuses the space the revert before it freed: the same
+# address, and no remote call (no mmap, no munmap on revert).
 . "${LIVEUP_TESTS_DIR:-$(dirname "$0")}/lplib.sh"
 
-plan 10
+plan 11
 
 CYCLES=${LPT_CYCLES:-100}
 
@@ -21,6 +23,7 @@ apply_fail=0
 apply_wrong=0
 revert_fail=0
 revert_wrong=0
+not_reused=0
 dead=0
 attempts=0
 i=0
@@ -33,6 +36,14 @@ while [ $i -lt "$CYCLES" ]; do
         fi
         a=$(sed -n 's/.*"attempts":[[:space:]]*\([0-9]*\).*/\1/p' "$T/apply.json")
         attempts=$((attempts + ${a:-0}))
+        img=$(sed -n 's/.*"image":[[:space:]]*"\(0x[0-9a-f]*\)".*/\1/p' "$T/apply.json")
+        rc=$(sed -n 's/.*"remote_calls":[[:space:]]*\([0-9]*\).*/\1/p' "$T/apply.json")
+        if [ $i -eq 1 ]; then
+                img1=$img
+        elif [ "$img" != "$img1" ] || [ "$rc" != 0 ]; then
+                not_reused=$((not_reused + 1))
+                diag "cycle $i: image $img (first $img1), $rc remote calls"
+        fi
         behaves 0 100 || apply_wrong=$((apply_wrong + 1))
         "$LIVEUP" revert "$pid" > /dev/null 2> "$T/revert.err"
         if [ $? -ne 0 ]; then
@@ -55,6 +66,7 @@ ok $apply_wrong "after every apply, every thread gets x + 100 ($apply_wrong wron
 ok $revert_fail "$CYCLES reverts exit 0 ($revert_fail failed)"
 ok $revert_wrong "after every revert, every thread gets x + 1 ($revert_wrong wrong)"
 ok $dead "the victim stays alive"
+ok $not_reused "every apply after the first at the first one's address, with no remote call ($not_reused not)"
 maps_of "$pid" > "$T/maps.n"
 cmp -s "$T/maps.1" "$T/maps.n"
 ok $? "its memory map is the same after cycle 1 and cycle $i (no patch memory left behind)"

@@ -127,7 +127,8 @@ behaves 0 1
 ok $? "fix-ifunc: reverted again"
 
 # A patch with data of its own (.data and .bss, written on every call):
-# its code r-x, its data rw-, nothing both.
+# its code r-x, its data rw-, nothing both. Both come from the arena the
+# first patch of this process mapped (the data part apart from the code).
 build_patch fix-data fix-data lpt-pie-o2
 ok $? "fix-data.c builds"
 run_liveup apply --json "$pid" "$T/fix-data.lpo"
@@ -138,14 +139,19 @@ ok $? "fix-data: compute(x) is x + 400 (the patch writes its own statics)"
 "$PYTHON" - "$T/lu.out" /proc/"$pid"/maps <<'PY'
 import json, sys
 p = json.load(open(sys.argv[1]))['processes'][0]
-img, size = int(p['image'], 16), p['image_size']
+img, data = int(p['image'], 16), int(p['data'], 16)
 maps = [l.split() for l in open(sys.argv[2])]
-mine = [m for m in maps if img <= int(m[0].split('-')[0], 16) < img + size]
-perms = [m[1] for m in mine]
+def perms(a):
+    for m in maps:
+        lo, hi = (int(x, 16) for x in m[0].split('-'))
+        if lo <= a < hi:
+            return m[1]
 wx = [m for m in maps if 'w' in m[1] and 'x' in m[1]]
-sys.exit(0 if perms == ['r-xp', 'rw-p'] and not wx else 1)
+ok = perms(img) == 'r-xp' and perms(data) == 'rw-p' and not wx
+ok = ok and p['in_arena'] and not p['arena_created'] and p['remote_calls'] == 0
+sys.exit(0 if ok else 1)
 PY
-ok $? "fix-data: the image is two mappings, code r-x and data rw-; nothing writable and executable"
+ok $? "fix-data: code r-x, data rw- apart, both in the arena (no remote call); nothing writable and executable"
 run_liveup revert "$pid"
 behaves 0 1
 ok $? "fix-data: reverted"

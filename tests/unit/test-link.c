@@ -4,7 +4,8 @@
  * and variables, libc functions and data far away, its own statics and
  * strings: every relocation kind gcc emits for such code, at -O0 and -O2,
  * with the image near the program (direct rel32) and far from it (stubs
- * and GOT slots). */
+ * and GOT slots), and with its data part apart from its code (as when
+ * both are carved from an arena). */
 #include "tap.h"
 
 #include "livepatch/link.h"
@@ -96,23 +97,37 @@ static int resolve(void *userdata, const char *name, uint64_t *ret, struct errbu
         return 0;
 }
 
-static void link_and_call(const char *opt, bool near)
+/* split: the data part 64 MiB above the code, not right after it. */
+static void link_and_call(const char *opt, bool near, bool split)
 {
         _cleanup_free_ char *obj = compile(opt);
         _cleanup_(lp_image_freep) struct lp_image *img = NULL;
         struct errbuf e = {};
-        size_t osize, size;
+        size_t osize, size, text_size;
         _cleanup_free_ void *o = read_all(obj, &osize);
-        void *hint, *mem;
+        void *hint, *mem, *data = NULL;
         uint64_t a;
 
-        CHECK_OK(lp_link_size(o, osize, &size, NULL, NULL, &e));
+        CHECK_OK(lp_link_size(o, osize, &size, &text_size, NULL, &e));
         hint = near ? (void *)(((uintptr_t)host_add + (256u << 20)) & ~(uintptr_t)4095) : NULL;
-        mem = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        mem = mmap(hint, split ? (64u << 20) + size - text_size : size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         CHECK(mem != MAP_FAILED);
-        CHECK_OK(lp_link(o, osize, (uint64_t)(uintptr_t)mem, resolve, NULL, &img, &e));
+        if (split) {
+                data = (uint8_t *)mem + (64u << 20);
+                CHECK_OK(lp_link_split(o, osize, (uint64_t)(uintptr_t)mem,
+                                       (uint64_t)(uintptr_t)data, resolve, NULL, &img, &e));
+                CHECK(img->text_size == text_size);
+                CHECK(img->data_base == (uint64_t)(uintptr_t)data);
+                CHECK(lp_image_addr(img, text_size) == (uint64_t)(uintptr_t)data);
+                memcpy(mem, img->buf, img->text_size);
+                memcpy(data, img->buf + img->text_size, img->size - img->text_size);
+        } else {
+                CHECK_OK(lp_link(o, osize, (uint64_t)(uintptr_t)mem, resolve, NULL, &img, &e));
+                CHECK(img->data_base == (uint64_t)(uintptr_t)mem + img->text_size);
+                memcpy(mem, img->buf, img->size);
+        }
         CHECK(img->size == size);
-        memcpy(mem, img->buf, img->size);
         CHECK(mprotect(mem, img->text_size, PROT_READ | PROT_EXEC) == 0);
         if (near)
                 CHECK(img->n_stubs >= 1); /* strlen/getpid live far away */
@@ -130,27 +145,40 @@ static void link_and_call(const char *opt, bool near)
         CHECK_OK(lp_image_lookup(img, "read_far_data", &a, NULL));
         CHECK(((long (*)(void))(uintptr_t)a)() == (long)environ);
         CHECK_ERR(lp_image_lookup(img, "nonexistent", &a, NULL), ENOENT);
-        munmap(mem, size);
+        /* Its own data symbols are in the data part. */
+        CHECK_OK(lp_image_lookup(img, "msg", &a, NULL));
+        CHECK(a >= img->data_base && a < img->data_base + img->size - img->text_size);
+        munmap(mem, split ? (64u << 20) + size - text_size : size);
 }
 
 TEST(link_o2_near)
 {
-        link_and_call("-O2", true);
+        link_and_call("-O2", true, false);
 }
 
 TEST(link_o0_near)
 {
-        link_and_call("-O0", true);
+        link_and_call("-O0", true, false);
 }
 
 TEST(link_o2_anywhere)
 {
-        link_and_call("-O2", false);
+        link_and_call("-O2", false, false);
 }
 
 TEST(link_o0_anywhere)
 {
-        link_and_call("-O0", false);
+        link_and_call("-O0", false, false);
+}
+
+TEST(link_o2_split)
+{
+        link_and_call("-O2", true, true);
+}
+
+TEST(link_o0_split_anywhere)
+{
+        link_and_call("-O0", false, true);
 }
 
 /* ---- The linked .eh_frame -------------------------------------------------- */
@@ -230,7 +258,7 @@ static size_t decode_fdes(const uint8_t *buf, size_t size, uint64_t vaddr, struc
  * covers the function where it was linked: the .eh_frame relocations
  * (R_X86_64_PC32 against each .text.* section) were applied like any
  * other. In the object itself those fields are 0. */
-static void check_eh_frame(const char *opt, bool near)
+static void check_eh_frame(const char *opt, bool near, bool split)
 {
         _cleanup_free_ char *obj = compile(opt);
         _cleanup_(lp_image_freep) struct lp_image *img = NULL;
@@ -242,12 +270,13 @@ static void check_eh_frame(const char *opt, bool near)
 
         CHECK_OK(lp_link_size(o, osize, &size, NULL, NULL, &e));
         base = near ? ((uint64_t)(uintptr_t)host_add + (256u << 20)) & ~4095ull : 0x10000000;
-        CHECK_OK(lp_link(o, osize, base, resolve, NULL, &img, &e));
+        CHECK_OK(lp_link_split(o, osize, base, split ? base + (64u << 20) : 0, resolve, NULL,
+                               &img, &e));
         CHECK(img->eh_frame_size > 0);
         CHECK(img->eh_frame_off >= img->text_size);
         CHECK(img->eh_frame_off + img->eh_frame_size <= img->size);
         n = decode_fdes(img->buf + img->eh_frame_off, img->eh_frame_size,
-                        base + img->eh_frame_off, fdes, ELEMENTSOF(fdes));
+                        lp_image_addr(img, img->eh_frame_off), fdes, ELEMENTSOF(fdes));
         for (size_t i = 0; i < img->n_syms; i++) {
                 const struct lp_image_sym *s = &img->syms[i];
                 bool found = false;
@@ -271,12 +300,18 @@ static void check_eh_frame(const char *opt, bool near)
 
 TEST(eh_frame_o2_near)
 {
-        check_eh_frame("-O2", true);
+        check_eh_frame("-O2", true, false);
 }
 
 TEST(eh_frame_o0_anywhere)
 {
-        check_eh_frame("-O0", false);
+        check_eh_frame("-O0", false, false);
+}
+
+/* The FDEs (in the data part) still point at the code, 64 MiB below. */
+TEST(eh_frame_o2_split)
+{
+        check_eh_frame("-O2", true, true);
 }
 
 static int resolve_none(void *userdata, const char *name, uint64_t *ret, struct errbuf *err)

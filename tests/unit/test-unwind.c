@@ -398,6 +398,65 @@ TEST(max_frames_truncates_with_e2big)
         victim_quit_ok(&v);
 }
 
+/* The pcs an unwind met can warm another unwinder (a later run of the
+ * tool, through the registry): only pcs met by unwinds of stopped threads
+ * are given out, not pcs only warmed; the warmed unwinder unwinds the same
+ * stack to the same frames. */
+TEST(cached_pcs_warm_another_unwinder)
+{
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL, *w = NULL;
+        struct proc_stack a = {}, b = {};
+        struct proc_thread *t;
+        struct errbuf err = {};
+        uint64_t pcs[256], again[256];
+        size_t n, m;
+        struct victim v;
+
+        victim_start("victim-chain-o2", NULL, &v);
+        CHECK_OK(proc_attach(v.pid, NULL, &p, &err));
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        CHECK(proc_unwinder_cached_pcs(u, pcs, ELEMENTSOF(pcs)) == 0);
+        t = thread_named(p, "chain-blocked");
+        CHECK(t);
+        CHECK_OK(proc_stop_all(p, &err));
+        CHECK_OK(proc_unwind_thread(u, t, 0, &a));
+        CHECK_OK(proc_resume_all(p, &err));
+        CHECK(a.error == 0 && a.n > 2);
+        n = proc_unwinder_cached_pcs(u, pcs, ELEMENTSOF(pcs));
+        CHECK(n >= a.n - 1 && n <= a.n);
+        /* Each frame's lookup pc (a return address minus one) is there. */
+        for (size_t i = 0; i < a.n; i++) {
+                uint64_t key = a.frames[i].pc - (a.frames[i].activation ? 0 : 1);
+                bool found = false;
+                for (size_t k = 0; k < n; k++)
+                        found |= pcs[k] == key;
+                CHECK(found);
+        }
+        CHECK(proc_unwinder_cached_pcs(u, pcs, 1) == 1);
+        n = proc_unwinder_cached_pcs(u, pcs, ELEMENTSOF(pcs));
+
+        CHECK_OK(proc_unwinder_new(p, &w, &err));
+        proc_unwinder_warm_pcs(w, pcs, n);
+        /* And a pc in no object costs only a lookup. */
+        proc_unwinder_warm_pcs(w, (uint64_t[]){ 8 }, 1);
+        CHECK(proc_unwinder_cached_pcs(w, again, ELEMENTSOF(again)) == 0);
+        CHECK_OK(proc_stop_all(p, &err));
+        CHECK_OK(proc_unwind_thread(w, t, 0, &b));
+        CHECK_OK(proc_resume_all(p, &err));
+        CHECK(b.error == 0 && b.n == a.n);
+        for (size_t i = 0; i < a.n; i++)
+                CHECK(b.frames[i].pc == a.frames[i].pc);
+        m = proc_unwinder_cached_pcs(w, again, ELEMENTSOF(again));
+        CHECK(m == n);
+        proc_stack_done(&a);
+        proc_stack_done(&b);
+        u = (proc_unwinder_free(u), NULL);
+        w = (proc_unwinder_free(w), NULL);
+        CHECK_OK(proc_detach(p));
+        victim_quit_ok(&v);
+}
+
 TEST(refresh_keeps_unwinding)
 {
         _cleanup_(proc_freep) struct proc *p = NULL;
