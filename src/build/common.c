@@ -215,6 +215,27 @@ char *lb_default_name(const char *fix)
         return s;
 }
 
+int lb_patch_name(const char *given, const char *file, char **ret, struct errbuf *err)
+{
+        char *name;
+
+        if (given) {
+                if (!lb_name_ok(given)) {
+                        errbuf_set(err,
+                                   "invalid patch name '%s' (1 to %d letters, digits, '_', '-', "
+                                   "'.', '+'; not starting with '-' or '.')",
+                                   given, LB_NAME_MAX);
+                        return -EINVAL;
+                }
+                name = strdup(given);
+        } else
+                name = lb_default_name(file);
+        if (!name)
+                return -ENOMEM;
+        *ret = name;
+        return 0;
+}
+
 uint64_t lb_created_time(void)
 {
         const char *sde = getenv("SOURCE_DATE_EPOCH");

@@ -40,6 +40,9 @@ char *lb_file_stem(const char *fix);
 bool lb_name_ok(const char *s);
 /* The default patch name: the file's stem, other characters made '_'. */
 char *lb_default_name(const char *fix);
+/* The patch name: `given` (the user's --name; -EINVAL with a message when
+ * it is not a valid name), else lb_default_name(file). */
+int lb_patch_name(const char *given, const char *file, char **ret, struct errbuf *err);
 /* $SOURCE_DATE_EPOCH when set (reproducible builds), else now. */
 uint64_t lb_created_time(void);
 

@@ -1159,19 +1159,9 @@ int lb_build_diff(const struct lb_diff_opts *o, struct lb_result **ret, struct e
         stem = diff_stem(o->diff);
         if (!stem)
                 return -ENOMEM;
-        if (o->name) {
-                if (!lb_name_ok(o->name)) {
-                        errbuf_set(err,
-                                   "invalid patch name '%s' (1 to %d letters, digits, '_', '-', "
-                                   "'.', '+'; not starting with '-' or '.')",
-                                   o->name, LB_NAME_MAX);
-                        return -EINVAL;
-                }
-                name = strdup(o->name);
-        } else
-                name = lb_default_name(stem);
-        if (!name)
-                return -ENOMEM;
+        r = lb_patch_name(o->name, stem, &name, err);
+        if (r < 0)
+                return r;
         if (o->output)
                 output = strdup(o->output);
         else if (asprintf(&output, "%s.lpo", stem) < 0)

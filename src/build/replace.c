@@ -612,19 +612,9 @@ int lb_build_replace(const struct lb_replace_opts *o, struct lb_result **ret,
         int r;
 
         /* Names first: a bad one is bad usage, found before any work. */
-        if (o->name) {
-                if (!lb_name_ok(o->name)) {
-                        errbuf_set(err,
-                                   "invalid patch name '%s' (1 to %d letters, digits, '_', '-', "
-                                   "'.', '+'; not starting with '-' or '.')",
-                                   o->name, LB_NAME_MAX);
-                        return -EINVAL;
-                }
-                name = strdup(o->name);
-        } else
-                name = lb_default_name(o->fix);
-        if (!name)
-                return -ENOMEM;
+        r = lb_patch_name(o->name, o->fix, &name, err);
+        if (r < 0)
+                return r;
         if (o->output)
                 output = strdup(o->output);
         else {
