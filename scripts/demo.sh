@@ -10,15 +10,18 @@
 #   3. show its stacks as the consistency check sees them (liveup stacks);
 #   4. apply the patch to the running program: the output changes;
 #   5. list what is applied (liveup patches);
-#   6. revert it: the output changes back; the program never stopped.
+#   6. revert it: the output changes back; the program never stopped;
+#   7. the same fix as a source diff (examples/livepatch/fix.diff), built
+#      with `liveup build --diff` from a copy of the shop's folder with its
+#      own build command (make), and applied to a shop that make built.
 #
 # Live update (examples/update/counter-http, its counter in a memfd):
-#   7. start it under `liveup run`; a client asks it every 300 ms over one
+#   8. start it under `liveup run`; a client asks it every 300 ms over one
 #      keep-alive connection and prints who answered;
-#   8. `liveup update` it to counter-http-2 (the same source built as
+#   9. `liveup update` it to counter-http-2 (the same source built as
 #      version 2): the same connection is now answered by version 2 and
 #      the counter went on;
-#   9. --hold, status, finish; a new version that crashes (cancelled,
+#  10. --hold, status, finish; a new version that crashes (cancelled,
 #      the old one serves on); a new version that wants another state
 #      schema (refused before the old one is disturbed).
 set -eu
@@ -75,6 +78,24 @@ say "and back to the old behaviour, still without a restart:"
 show_lines 3
 
 say "pid $pid ran all along: $(ps -o etime= -p "$pid" | tr -d ' ') elapsed, TracerPid $(sed -n 's/^TracerPid:[[:space:]]*//p' /proc/$pid/status)"
+kill "$pid"
+
+# ---- the same fix, from a source diff ----------------------------------
+src="$work/shop-src"
+mkdir "$src"
+cp examples/livepatch/shop.c examples/livepatch/Makefile "$src/"
+make -s -C "$src" > /dev/null
+out="$work/shop2.out"
+: > "$out"
+"$src/shop" > "$out" &
+pid=$!
+say "the shop built by its own Makefile runs as pid $pid:"
+show_lines 2
+say "\$ liveup build --diff examples/livepatch/fix.diff --src $src -o $work/diff.lpo -- make"
+"$liveup" build --diff examples/livepatch/fix.diff --src "$src" -o "$work/diff.lpo" -- make
+say "\$ liveup apply $pid $work/diff.lpo"
+"$liveup" apply "$pid" "$work/diff.lpo"
+show_lines 2
 kill "$pid"
 
 # ---- live update -------------------------------------------------------
