@@ -159,20 +159,26 @@ int lb_run_tool(char *const argv[], struct errbuf *err)
 
 /* ---- Names --------------------------------------------------------------- */
 
-/* FIX's basename without a final ".c". */
-char *lb_file_stem(const char *fix)
+/* The file's basename without the first of `exts` it ends with. */
+char *lb_file_stem(const char *path, const char *const *exts)
 {
-        const char *base = strrchr(fix, '/');
+        const char *base = strrchr(path, '/');
         char *s;
         size_t n;
 
-        base = base ? base + 1 : fix;
+        base = base ? base + 1 : path;
         s = strdup(base);
         if (!s)
                 return NULL;
         n = strlen(s);
-        if (n > 2 && strcmp(s + n - 2, ".c") == 0)
-                s[n - 2] = 0;
+        for (; exts && *exts; exts++) {
+                size_t k = strlen(*exts);
+
+                if (n > k && strcmp(s + n - k, *exts) == 0) {
+                        s[n - k] = 0;
+                        break;
+                }
+        }
         return s;
 }
 
@@ -195,9 +201,9 @@ bool lb_name_ok(const char *s)
 }
 
 /* The default name: FIX's stem with other characters made '_'. */
-char *lb_default_name(const char *fix)
+char *lb_default_name(const char *path, const char *const *exts)
 {
-        char *s = lb_file_stem(fix);
+        char *s = lb_file_stem(path, exts);
 
         if (!s)
                 return NULL;
@@ -215,7 +221,8 @@ char *lb_default_name(const char *fix)
         return s;
 }
 
-int lb_patch_name(const char *given, const char *file, char **ret, struct errbuf *err)
+int lb_patch_name(const char *given, const char *file, const char *const *exts, char **ret,
+                  struct errbuf *err)
 {
         char *name;
 
@@ -229,7 +236,7 @@ int lb_patch_name(const char *given, const char *file, char **ret, struct errbuf
                 }
                 name = strdup(given);
         } else
-                name = lb_default_name(file);
+                name = lb_default_name(file, exts);
         if (!name)
                 return -ENOMEM;
         *ret = name;

@@ -32,17 +32,18 @@ char *lb_tmpdir_file(const struct lb_tmpdir *t, const char *name);
  * failed (err says how it ended). */
 int lb_run_tool(char *const argv[], struct errbuf *err);
 
-/* A file's basename without a final ".c" (or `ext` given to
- * lb_default_name). */
-char *lb_file_stem(const char *fix);
+/* A file's basename without the first of `exts` (NULL-terminated; NULL:
+ * none) it ends with: "src/fix.c" -> "fix" with { ".c", NULL }. */
+char *lb_file_stem(const char *path, const char *const *exts);
 /* 1 to LB_NAME_MAX letters, digits, '_', '-', '.', '+'; not starting
  * with '-' or '.'. */
 bool lb_name_ok(const char *s);
 /* The default patch name: the file's stem, other characters made '_'. */
-char *lb_default_name(const char *fix);
+char *lb_default_name(const char *path, const char *const *exts);
 /* The patch name: `given` (the user's --name; -EINVAL with a message when
- * it is not a valid name), else lb_default_name(file). */
-int lb_patch_name(const char *given, const char *file, char **ret, struct errbuf *err);
+ * it is not a valid name), else lb_default_name(file, exts). */
+int lb_patch_name(const char *given, const char *file, const char *const *exts, char **ret,
+                  struct errbuf *err);
 /* $SOURCE_DATE_EPOCH when set (reproducible builds), else now. */
 uint64_t lb_created_time(void);
 

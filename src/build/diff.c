@@ -228,31 +228,8 @@ static void diff_done(struct diff *d)
         linemap_done(&d->lines);
 }
 
-static double seconds_since(const struct timespec *t0)
-{
-        struct timespec t;
-
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-/* FIX's basename without ".diff" or ".patch". */
-static char *diff_stem(const char *fix)
-{
-        const char *base = strrchr(fix, '/');
-        char *s;
-        size_t n;
-
-        s = strdup(base ? base + 1 : fix);
-        if (!s)
-                return NULL;
-        n = strlen(s);
-        if (n > 5 && strcmp(s + n - 5, ".diff") == 0)
-                s[n - 5] = 0;
-        else if (n > 6 && strcmp(s + n - 6, ".patch") == 0)
-                s[n - 6] = 0;
-        return s;
-}
+/* What a diff's name ends with: dropped from the default patch name. */
+static const char *const diff_exts[] = { ".diff", ".patch", NULL };
 
 /* Does the diff change (add, or remove next to) a line of file `rel`
  * after the patch within [from, to]? -1 when the diff has no such file. */
@@ -1148,18 +1125,17 @@ int lb_build_diff(const struct lb_diff_opts *o, struct lb_result **ret, struct e
         _cleanup_free_ char *found = NULL;
         struct lb_trees_opts to = {};
         struct lb_obj **objs = NULL;
-        struct timespec t0;
+        uint64_t t0 = now_ns();
         struct stat st;
         const uint8_t *bid;
         size_t bid_len, image_size = 0;
         struct lp_file desc = {};
         int r;
 
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        stem = diff_stem(o->diff);
+        stem = lb_file_stem(o->diff, diff_exts);
         if (!stem)
                 return -ENOMEM;
-        r = lb_patch_name(o->name, stem, &name, err);
+        r = lb_patch_name(o->name, o->diff, diff_exts, &name, err);
         if (r < 0)
                 return r;
         if (o->output)
@@ -1312,6 +1288,6 @@ int lb_build_diff(const struct lb_diff_opts *o, struct lb_result **ret, struct e
         r = make_result(&d, trees, &output, &patch, ret);
         if (r < 0)
                 return r;
-        (*ret)->total_seconds = seconds_since(&t0);
+        (*ret)->total_seconds = (double)(now_ns() - t0) / 1e9;
         return 0;
 }

@@ -52,6 +52,9 @@
 #define LB_NAME_MAX 64
 #define MAX_LISTED 8 /* candidates named in an ambiguity message */
 
+/* What a fix file's name ends with: dropped from the default patch name. */
+static const char *const fix_exts[] = { ".c", NULL };
+
 /* Flags liveup compiles every fix with (see the comment on top). */
 static const char *const gcc_flags[] = {
         "-c",
@@ -612,13 +615,13 @@ int lb_build_replace(const struct lb_replace_opts *o, struct lb_result **ret,
         int r;
 
         /* Names first: a bad one is bad usage, found before any work. */
-        r = lb_patch_name(o->name, o->fix, &name, err);
+        r = lb_patch_name(o->name, o->fix, fix_exts, &name, err);
         if (r < 0)
                 return r;
         if (o->output)
                 output = strdup(o->output);
         else {
-                stem = lb_file_stem(o->fix);
+                stem = lb_file_stem(o->fix, fix_exts);
                 if (!stem || asprintf(&output, "%s.lpo", stem) < 0)
                         return -ENOMEM;
         }
