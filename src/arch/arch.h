@@ -126,8 +126,14 @@ struct arch_insn {
         char text[96];     /* "mnemonic operands", for messages */
 };
 
+/* Load the decoder (a library loaded on first use): 0, or < 0 with
+ * *ret_msg set to one line saying why it cannot be used. arch_decode()
+ * calls it and returns its error. */
+int arch_decoder_ready(const char **ret_msg);
+
 /* Decode the instruction at code[0] (which lives at `addr`). Returns
- * -EILSEQ for bytes that are not a valid instruction. */
+ * -EILSEQ for bytes that are not a valid instruction, or the error of
+ * arch_decoder_ready(). */
 int arch_decode(const uint8_t *code, size_t size, uint64_t addr, struct arch_insn *ret);
 
 /* Decode whole instructions from code[0] until at least `min_bytes` are

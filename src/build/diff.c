@@ -958,6 +958,12 @@ static bool linked_in(const struct diff *d, const struct lb_obj *u)
 /* Step 4 over every object of the unpatched build that BIN holds. */
 static int verify_build(struct diff *d, const struct lb_trees *t, struct errbuf *err)
 {
+        const char *why = NULL;
+
+        if (arch_decoder_ready(&why) < 0) {
+                errbuf_set(err, "cannot check the build against '%s': %s", d->bin_name, why);
+                return -ELIBACC;
+        }
         for (size_t i = 0; i < t->n_objs; i++) {
                 const struct lb_object_pair *op = &t->objs[i];
                 _cleanup_(lb_obj_freep) struct lb_obj *own = NULL;

@@ -8,6 +8,14 @@
  * decoding holds a mutex; decoding one instruction takes well under a
  * microsecond, and nothing here is on a hot path of the target.
  *
+ * libcapstone is loaded with dlopen() on that first use, not linked:
+ * Debian's libcapstone.so.4 carries tables for every architecture it
+ * knows, with 77,375 relative relocations that the dynamic linker would
+ * apply at every start of liveup (about 500 page faults; beside 16 busy
+ * threads on two CPUs, `liveup --version` took 125 ms to run against
+ * 16 ms for a static "true"). Only `build --diff` decodes, so every other
+ * verb starts without it.
+ *
  * Machine facts this file depends on:
  * - An instruction is at most 15 bytes long.
  * - A rip-relative operand (modrm mod=00 rm=101 in 64-bit mode) is
@@ -20,8 +28,14 @@
 #include "arch/arch.h"
 
 #include <capstone/capstone.h>
+#include <dlfcn.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+
+#ifndef CAPSTONE_SONAME
+#error "CAPSTONE_SONAME (the library's soname, e.g. \"libcapstone.so.4\") must be defined"
+#endif
 
 #define INSN_MAX_LEN 15
 
@@ -30,23 +44,80 @@ static pthread_mutex_t cs_lock = PTHREAD_MUTEX_INITIALIZER;
 static csh cs_handle;
 static cs_insn *cs_buf;
 static int cs_error; /* < 0 when the handle could not be set up */
+static char cs_error_msg[256];
+
+/* The capstone functions used here, from the library loaded at first use. */
+static struct {
+        typeof(cs_open) *open;
+        typeof(cs_option) *option;
+        typeof(cs_malloc) *malloc;
+        typeof(cs_disasm_iter) *disasm_iter;
+        typeof(cs_insn_group) *insn_group;
+        typeof(cs_close) *close;
+} cs;
+
+static int cs_load(void)
+{
+        void *dl = dlopen(CAPSTONE_SONAME, RTLD_NOW | RTLD_LOCAL);
+        const char *missing = NULL;
+
+        if (!dl) {
+                snprintf(cs_error_msg, sizeof(cs_error_msg), "cannot load %s: %s", CAPSTONE_SONAME,
+                         dlerror());
+                return -ELIBACC;
+        }
+#define CS_SYM(field, name)                                            \
+        do {                                                           \
+                cs.field = (typeof(cs.field))dlsym(dl, #name);         \
+                if (!cs.field && !missing)                             \
+                        missing = #name;                               \
+        } while (0)
+        CS_SYM(open, cs_open);
+        CS_SYM(option, cs_option);
+        CS_SYM(malloc, cs_malloc);
+        CS_SYM(disasm_iter, cs_disasm_iter);
+        CS_SYM(insn_group, cs_insn_group);
+        CS_SYM(close, cs_close);
+#undef CS_SYM
+        if (missing) {
+                snprintf(cs_error_msg, sizeof(cs_error_msg), "%s has no symbol %s",
+                         CAPSTONE_SONAME, missing);
+                dlclose(dl);
+                return -ELIBBAD;
+        }
+        return 0; /* kept loaded for the life of the process */
+}
 
 static void cs_setup(void)
 {
-        if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs_handle) != CS_ERR_OK) {
+        cs_error = cs_load();
+        if (cs_error < 0)
+                return;
+        if (cs.open(CS_ARCH_X86, CS_MODE_64, &cs_handle) != CS_ERR_OK) {
+                snprintf(cs_error_msg, sizeof(cs_error_msg), "capstone: cannot open x86-64 mode");
                 cs_error = -ENOMEM;
                 return;
         }
-        if (cs_option(cs_handle, CS_OPT_DETAIL, CS_OPT_ON) != CS_ERR_OK) {
-                cs_close(&cs_handle);
+        if (cs.option(cs_handle, CS_OPT_DETAIL, CS_OPT_ON) != CS_ERR_OK) {
+                cs.close(&cs_handle);
+                snprintf(cs_error_msg, sizeof(cs_error_msg), "capstone: cannot turn details on");
                 cs_error = -EIO;
                 return;
         }
-        cs_buf = cs_malloc(cs_handle);
+        cs_buf = cs.malloc(cs_handle);
         if (!cs_buf) {
-                cs_close(&cs_handle);
+                cs.close(&cs_handle);
+                snprintf(cs_error_msg, sizeof(cs_error_msg), "capstone: out of memory");
                 cs_error = -ENOMEM;
         }
+}
+
+int arch_decoder_ready(const char **ret_msg)
+{
+        pthread_once(&cs_once, cs_setup);
+        if (cs_error < 0 && ret_msg)
+                *ret_msg = cs_error_msg;
+        return cs_error;
 }
 
 static bool is_trap(unsigned id)
@@ -83,10 +154,10 @@ static void text_append(char *buf, size_t size, const char *s)
 static void fill_insn(const cs_insn *ci, struct arch_insn *out)
 {
         const cs_x86 *x = &ci->detail->x86;
-        bool call = cs_insn_group(cs_handle, ci, CS_GRP_CALL);
-        bool relative = cs_insn_group(cs_handle, ci, CS_GRP_BRANCH_RELATIVE);
+        bool call = cs.insn_group(cs_handle, ci, CS_GRP_CALL);
+        bool relative = cs.insn_group(cs_handle, ci, CS_GRP_BRANCH_RELATIVE);
         /* loop/loope/loopne are only in the "relative branch" group. */
-        bool branch = cs_insn_group(cs_handle, ci, CS_GRP_JUMP) || (relative && !call);
+        bool branch = cs.insn_group(cs_handle, ci, CS_GRP_JUMP) || (relative && !call);
 
         *out = (struct arch_insn){ .addr = ci->address, .len = (uint8_t)ci->size };
         memcpy(out->bytes, ci->bytes, MIN((size_t)ci->size, sizeof(out->bytes)));
@@ -100,7 +171,7 @@ static void fill_insn(const cs_insn *ci, struct arch_insn *out)
                 out->flags |= ARCH_INSN_BRANCH;
         if (call)
                 out->flags |= ARCH_INSN_CALL;
-        if (cs_insn_group(cs_handle, ci, CS_GRP_RET) || cs_insn_group(cs_handle, ci, CS_GRP_IRET))
+        if (cs.insn_group(cs_handle, ci, CS_GRP_RET) || cs.insn_group(cs_handle, ci, CS_GRP_IRET))
                 out->flags |= ARCH_INSN_RET;
         if (is_trap(ci->id))
                 out->flags |= ARCH_INSN_TRAP;
@@ -148,7 +219,7 @@ int arch_decode(const uint8_t *code, size_t size, uint64_t addr, struct arch_ins
                 return -EILSEQ;
 
         pthread_mutex_lock(&cs_lock);
-        ok = cs_disasm_iter(cs_handle, &p, &left, &a, cs_buf);
+        ok = cs.disasm_iter(cs_handle, &p, &left, &a, cs_buf);
         if (ok && cs_buf->size > 0 && cs_buf->size <= INSN_MAX_LEN)
                 fill_insn(cs_buf, &insn);
         else
