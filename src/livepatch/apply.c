@@ -445,9 +445,17 @@ static bool overlaps_known(const struct apply_ctx *c, uint64_t start, uint64_t s
  * remote syscall instead of two in the window, at the price of its
  * constants being executable, as in the classic text segment. Never
  * writable and executable at once. */
+/* A failed mmap at one candidate address that another may not meet: the
+ * range is taken (MAP_FIXED_NOREPLACE) or cannot hold it. */
+static bool try_elsewhere(int r)
+{
+        return r == -EEXIST || r == -ENOMEM;
+}
+
 static int map_range(struct apply_ctx *c, uint64_t rx, uint64_t rw, uint64_t *ret_base,
                      struct errbuf *err)
 {
+        struct errbuf e = {};
         int r = -ENOSPC;
 
         for (int k = 0;; k++) {
@@ -459,9 +467,9 @@ static int map_range(struct apply_ctx *c, uint64_t rx, uint64_t rw, uint64_t *re
                         continue;
                 r = proc_mmap(c->p, hint, rx, PROT_READ | PROT_EXEC,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0, &got,
-                              NULL);
-                if (r == -ESRCH)
-                        break;
+                              &e);
+                if (r < 0 && !try_elsewhere(r))
+                        break; /* the remote call itself failed: say why */
                 if (r < 0)
                         continue;
                 if (got != hint) { /* a kernel without MAP_FIXED_NOREPLACE */
@@ -479,7 +487,7 @@ static int map_range(struct apply_ctx *c, uint64_t rx, uint64_t rw, uint64_t *re
                         }
                         if (r < 0) {
                                 (void)proc_munmap(c->p, got, rx, NULL);
-                                if (r == -ESRCH)
+                                if (!try_elsewhere(r))
                                         break;
                                 continue;
                         }
@@ -489,10 +497,18 @@ static int map_range(struct apply_ctx *c, uint64_t rx, uint64_t rw, uint64_t *re
         }
         if (r == -ESRCH)
                 errbuf_set(err, "pid %d exited during the operation", c->pid);
+        else if (r == -EAGAIN)
+                /* proc_syscall: every thread is in a group stop. */
+                errbuf_set(err, "cannot patch pid %d while it is stopped (job control): a first "
+                           "patch near '%s' maps memory, which needs a thread that runs; send "
+                           "SIGCONT first", c->pid, c->obj->path);
+        else if (r < 0 && !try_elsewhere(r) && r != -ENOSPC)
+                errbuf_set(err, "cannot map memory in pid %d: %s", c->pid,
+                           errbuf_or_strerror(&e, r));
         else
                 errbuf_set(err, "found no free address range within 2 GiB of '%s' in pid %d",
                            c->obj->path, c->pid);
-        return r == -ESRCH ? r : -ENOSPC;
+        return r == -ESRCH || (r < 0 && !try_elsewhere(r)) ? r : -ENOSPC;
 }
 
 /* ---- Arenas (see the top of this file) ---------------------------------- */
@@ -699,6 +715,7 @@ static int commit_apply(void *userdata, struct errbuf *err)
 
 static int recover(struct proc *p, struct proc_unwinder *u, struct lp_registry *reg,
                    double timeout, struct errbuf *err);
+static bool interrupted(const struct lp_registry *reg);
 
 static void ctx_done(struct apply_ctx *c)
 {
@@ -857,7 +874,9 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         r = lp_registry_load(p, c.reg, err);
         if (r < 0)
                 goto out;
-        if (c.reg->addr) {
+        if (interrupted(c.reg)) {
+                /* The unwinder is made here only when there is something to
+                 * recover; otherwise once, below, when the image is in. */
                 r = lp_unwinder_new(p, c.reg, &u, err);
                 if (r < 0)
                         goto out;
@@ -1018,7 +1037,7 @@ int lp_apply(pid_t pid, const struct lp_file *f, const struct lp_apply_opts *o,
         lp_unwinder_warm(u, c.reg);
         log_debug("apply: unwinder ready at %.2f ms", (double)(now_ns() - start) / 1e6);
         r = lp_transition_stop(p, u, ranges, n_ranges, timeout, commit_apply, &c,
-                               &res.transition, err);
+                               LP_TRANSITION_DETACH, &res.transition, err);
         if (r < 0) {
                 if (r == -EBUSY) {
                         char msg[sizeof(err->msg)];
@@ -1140,8 +1159,8 @@ static int commit_revert(void *userdata, struct errbuf *err)
 /* Remove patch `idx` of the registry from the target, under the stop
  * check on its code. */
 static int revert_index(struct proc *p, struct proc_unwinder *u, struct lp_registry *reg,
-                        uint32_t idx, double timeout, struct lp_revert_result *res,
-                        struct errbuf *err)
+                        uint32_t idx, double timeout, unsigned flags,
+                        struct lp_revert_result *res, struct errbuf *err)
 {
         const struct lp_reg_patch *pt = &reg->patches[idx];
         struct revert_ctx c = { .p = p, .pid = proc_pid(p), .reg = reg, .index = idx };
@@ -1167,8 +1186,8 @@ static int revert_index(struct proc *p, struct proc_unwinder *u, struct lp_regis
                 if (r < 0)
                         return r;
         }
-        r = lp_transition_stop(p, u, &range, 1, timeout, commit_revert, &c, &res->transition,
-                               err);
+        r = lp_transition_stop(p, u, &range, 1, timeout, commit_revert, &c, flags,
+                               &res->transition, err);
         if (r < 0 && reg->patches[idx].state == LP_REG_STATE_REVERTING &&
             idx < reg->hdr.n_patches && strcmp(reg->patches[idx].id, res->id) == 0) {
                 /* Refused: it stays applied, as it was. */
@@ -1176,6 +1195,13 @@ static int revert_index(struct proc *p, struct proc_unwinder *u, struct lp_regis
                 (void)lp_registry_store(p, reg, NULL);
         }
         return r;
+}
+
+/* Did a killed liveup leave an operation half done (recover() has work)? */
+static bool interrupted(const struct lp_registry *reg)
+{
+        return reg->addr && reg->hdr.n_patches > 0 &&
+               reg->patches[reg->hdr.n_patches - 1].state != LP_REG_STATE_APPLIED;
 }
 
 /* Finish what a killed liveup left: every record not APPLIED is removed
@@ -1197,7 +1223,7 @@ static int recover(struct proc *p, struct proc_unwinder *u, struct lp_registry *
                 log_debug("pid %d: completing an interrupted %s of patch '%s'", proc_pid(p),
                           state == LP_REG_STATE_APPLYING ? "apply" : "revert",
                           reg->patches[top].id);
-                r = revert_index(p, u, reg, top, timeout, &res, err);
+                r = revert_index(p, u, reg, top, timeout, 0, &res, err);
                 if (r < 0) {
                         char msg[sizeof(err->msg)];
                         snprintf(msg, sizeof(msg), "%s", err->msg);
@@ -1273,7 +1299,7 @@ int lp_revert(pid_t pid, const char *id, const struct lp_apply_opts *o,
                                 }
         }
 
-        r = revert_index(p, u, reg, (uint32_t)idx, timeout, &res, err);
+        r = revert_index(p, u, reg, (uint32_t)idx, timeout, LP_TRANSITION_DETACH, &res, err);
         if (r >= 0)
                 lp_unwinder_remember(p, u, reg);
         if (r == -EBUSY) {

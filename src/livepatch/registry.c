@@ -56,7 +56,8 @@ static bool patch_in_arena(const struct lp_registry *reg, const struct lp_reg_pa
                (data_len == 0 || inside(data, data_len, a->base + a->text_size, a->data_size));
 }
 
-static int validate(struct lp_registry *reg, pid_t pid, struct errbuf *err)
+/* The header: magic, version, record sizes, counts within bounds. */
+static int validate_header(struct lp_registry *reg, pid_t pid, struct errbuf *err)
 {
         struct lp_reg_header *h = &reg->hdr;
 
@@ -84,6 +85,14 @@ static int validate(struct lp_registry *reg, pid_t pid, struct errbuf *err)
                 errbuf_set(err, "pid %d: its liveup registry is corrupt (header)", pid);
                 return -EBADMSG;
         }
+        return 0;
+}
+
+/* The records the header counts (read after it). */
+static int validate_records(struct lp_registry *reg, pid_t pid, struct errbuf *err)
+{
+        struct lp_reg_header *h = &reg->hdr;
+
         for (uint32_t i = 0; i < h->n_arenas; i++) {
                 const struct lp_reg_arena *a = &reg->arenas[i];
                 if (a->text_size == 0 || a->base + a->text_size < a->base ||
@@ -135,7 +144,12 @@ static int load_with(pid_t pid, struct proc *p, struct lp_registry *reg, struct 
         uint64_t addr, size;
         int r;
 
-        memset(reg, 0, sizeof(*reg));
+        /* Records past the counts are never looked at (see
+         * lp_registry_store), so only the header is cleared: the rest is
+         * large, and writing it all would fault in every page of a fresh
+         * allocation. */
+        reg->addr = reg->size = 0;
+        memset(&reg->hdr, 0, sizeof(reg->hdr));
         r = find_mapping(pid, &addr, &size);
         if (r < 0) {
                 errbuf_set(err, "cannot read the memory map of pid %d: %s", pid, strerror(-r));
@@ -165,13 +179,49 @@ static int load_with(pid_t pid, struct proc *p, struct lp_registry *reg, struct 
                                offsetof(struct lp_registry, arenas) +
                                        LP_REG_MAX_ARENAS * sizeof(struct lp_reg_arena),
                        "registry layout");
-        r = p ? proc_read(p, addr, buf, LP_REG_SIZE) : read_remote(pid, addr, buf, LP_REG_SIZE);
-        if (r < 0) {
-                errbuf_set(err, "cannot read the liveup registry of pid %d: %s", pid,
-                           strerror(-r));
-                return r;
+        /* The header, then only the records in use: the registry is ~200
+         * KiB, and reading all of it into fresh memory cost ~1 ms of page
+         * faults here. What is not read stays zero, as in the target. */
+        {
+                const struct lp_reg_header *h = &reg->hdr;
+                const struct {
+                        size_t off, len;
+                } part[] = {
+                        { 0, sizeof(reg->hdr) },
+                        { offsetof(struct lp_registry, patches) - offsetof(struct lp_registry, hdr),
+                          0 },
+                        { offsetof(struct lp_registry, funcs) - offsetof(struct lp_registry, hdr),
+                          0 },
+                        { offsetof(struct lp_registry, arenas) - offsetof(struct lp_registry, hdr),
+                          0 },
+                        { offsetof(struct lp_registry, warm_pcs) - offsetof(struct lp_registry, hdr),
+                          0 },
+                };
+                size_t len[ELEMENTSOF(part)] = { part[0].len };
+
+                for (size_t i = 0; i < ELEMENTSOF(part); i++) {
+                        if (i == 1) {
+                                /* Counts are checked before they size a read. */
+                                r = validate_header(reg, pid, err);
+                                if (r < 0)
+                                        return r;
+                                len[1] = h->n_patches * sizeof(reg->patches[0]);
+                                len[2] = h->n_funcs * sizeof(reg->funcs[0]);
+                                len[3] = h->n_arenas * sizeof(reg->arenas[0]);
+                                len[4] = h->n_warm * sizeof(reg->warm_pcs[0]);
+                        }
+                        if (len[i] == 0)
+                                continue;
+                        r = p ? proc_read(p, addr + part[i].off, buf + part[i].off, len[i])
+                              : read_remote(pid, addr + part[i].off, buf + part[i].off, len[i]);
+                        if (r < 0) {
+                                errbuf_set(err, "cannot read the liveup registry of pid %d: %s",
+                                           pid, strerror(-r));
+                                return r;
+                        }
+                }
         }
-        r = validate(reg, pid, err);
+        r = validate_records(reg, pid, err);
         if (r < 0)
                 return r;
         reg->addr = addr;

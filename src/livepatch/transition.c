@@ -84,7 +84,7 @@ static int check_thread(struct proc *p, struct proc_thread *t, void *userdata)
 
 int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_range *ranges,
                        size_t n_ranges, double timeout, lp_commit_fn commit, void *userdata,
-                       struct lp_transition_result *ret, struct errbuf *err)
+                       unsigned flags, struct lp_transition_result *ret, struct errbuf *err)
 {
         uint64_t start = now_ns(), deadline = start + (uint64_t)(timeout * 1e9);
         uint64_t backoff = BACKOFF_MIN_NS;
@@ -115,11 +115,20 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
                 if (clear)
                         r = commit(userdata, err);
                 uint64_t t2 = now_ns();
-                int q = clear ? proc_resume_all(p, r < 0 ? NULL : err) : 0;
+                int q = 0;
+                if (clear && r >= 0 && (flags & LP_TRANSITION_DETACH)) {
+                        q = proc_detach(p);
+                        if (q < 0)
+                                errbuf_set(err, "cannot detach from pid %d: %s", proc_pid(p),
+                                           strerror(-q));
+                } else if (clear)
+                        q = proc_resume_all(p, r < 0 ? NULL : err);
                 uint64_t held = now_ns() - t0;
                 proc_sched_restore(&sched);
-                log_debug("stop window: stop and check %.0f µs, commit %.0f µs, resume %.0f µs%s",
+                log_debug("stop window: stop and check %.0f µs, commit %.0f µs, %s %.0f µs%s",
                           (double)(t1 - t0) / 1e3, (double)(t2 - t1) / 1e3,
+                          clear && r >= 0 && (flags & LP_TRANSITION_DETACH) ? "detach"
+                                                                             : "resume",
                           (double)(t0 + held - t2) / 1e3, clear ? "" : " (busy)");
                 res.held_total_ns += held;
                 res.held_max_ns = MAX(res.held_max_ns, held);

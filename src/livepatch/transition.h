@@ -26,13 +26,22 @@ struct lp_transition_result {
         char busy_what[512];
 };
 
+/* Flags of lp_transition_stop(). */
+enum {
+        /* After a successful commit, detach from every thread instead of
+         * resuming it: the last window of the operation ends the ptrace
+         * relationship while the threads are stopped anyway, instead of
+         * stopping them all once more for proc_detach(). */
+        LP_TRANSITION_DETACH = 1 << 0,
+};
+
 /* Returns 0 when committed; -EBUSY when the ranges stayed on some stack
  * (or a stack could not be unwound reliably) until `timeout` seconds
  * passed (err names the function and thread); other errors from stopping
  * or committing. */
 int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_range *ranges,
                        size_t n_ranges, double timeout, lp_commit_fn commit, void *userdata,
-                       struct lp_transition_result *ret, struct errbuf *err);
+                       unsigned flags, struct lp_transition_result *ret, struct errbuf *err);
 
 /* A stop window for work other than the transition's check (remote
  * syscalls to map memory, undoing a failed apply): every thread stopped,
