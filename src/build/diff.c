@@ -36,7 +36,6 @@
 #include <inttypes.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <libgen.h>
 #include <unistd.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -229,13 +228,6 @@ static bool line_moved(void *userdata, const struct lb_obj *p, const struct lb_s
 
 /* ---- Finding the unpatched build's symbols in BIN ------------------------ */
 
-static const char *base_name(const char *path)
-{
-        const char *s = path ? strrchr(path, '/') : NULL;
-
-        return s ? s + 1 : path;
-}
-
 static int func_differs(const struct diff *d, const struct lb_obj *u, const struct lb_sym *s,
                         const struct elf_symbol *t, uint64_t *ret_bad);
 
@@ -275,7 +267,8 @@ static int bin_find(const struct diff *d, const struct lb_obj *u, const struct l
                 for (size_t i = 0; i < k; i++) {
                         if (keep[i]->local && keep[i]->file && u->file &&
                             (exact ? strcmp(keep[i]->file, u->file) == 0
-                                   : strcmp(base_name(keep[i]->file), base_name(u->file)) == 0))
+                                   : strcmp(path_basename(keep[i]->file),
+                                            path_basename(u->file)) == 0))
                                 keep[m++] = keep[i];
                         else if (!keep[i]->local && s->bind != STB_LOCAL)
                                 keep[m++] = keep[i];

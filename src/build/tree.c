@@ -590,9 +590,8 @@ static void env_done(struct env *e)
 
 static bool names_compiler(const char *cc)
 {
-        const char *base = strrchr(cc, '/');
+        const char *base = path_basename(cc);
 
-        base = base ? base + 1 : cc;
         return strcmp(base, "cc") == 0 || strstr(base, "gcc") || strstr(base, "clang");
 }
 
@@ -608,7 +607,7 @@ static bool is_real_cc(const char *p, const void *self)
 
         if (!real || strcmp(real, self) == 0)
                 return false;
-        base = strrchr(real, '/') + 1;
+        base = path_basename(real);
         for (size_t i = 0; i < ELEMENTSOF(launchers); i++)
                 if (strstr(base, launchers[i]))
                         return false;
