@@ -4,6 +4,7 @@
 #include "macro.h"
 
 #include <stdarg.h>
+#include <string.h>
 #include <time.h>
 
 /* Monotonic clock in nanoseconds. */
@@ -36,3 +37,14 @@ int parse_seconds(const char *s, double *ret);
 /* Read a whole small file (e.g. under /proc) into a NUL-terminated
  * buffer. */
 int read_file_str(const char *path, char **ret, size_t *ret_len);
+
+/* The last component of a path: what follows its last '/', or all of it
+ * ("src/x.c" -> "x.c", "x.c" -> "x.c", "src/" -> ""). Points into `path`.
+ * Not basename(3): whether <string.h> gives GNU's or <libgen.h> POSIX's
+ * (which may write to its argument) depends on what a file includes. */
+static inline const char *path_basename(const char *path)
+{
+        const char *s = strrchr(path, '/');
+
+        return s ? s + 1 : path;
+}

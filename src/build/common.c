@@ -162,12 +162,10 @@ int lb_run_tool(char *const argv[], struct errbuf *err)
 /* The file's basename without the first of `exts` it ends with. */
 char *lb_file_stem(const char *path, const char *const *exts)
 {
-        const char *base = strrchr(path, '/');
         char *s;
         size_t n;
 
-        base = base ? base + 1 : path;
-        s = strdup(base);
+        s = strdup(path_basename(path));
         if (!s)
                 return NULL;
         n = strlen(s);

@@ -2,7 +2,9 @@
  *
  *   1. BIN is opened first (a missing build-id refuses before any build).
  *   2. The project is built unpatched and patched (tree.c), every object
- *      compiled with -ffunction-sections -fdata-sections.
+ *      compiled with -ffunction-sections -fdata-sections; FIX.diff is
+ *      read there (udiff.c), its hunks kept (trees->diff) for the
+ *      reasons (explain()) and the moved line numbers (line_moved()).
  *   3. Each object compiled again for the patched tree is compared with
  *      its unpatched twin (objdiff.c): changed and new functions, new
  *      data; changed data is refused there.
@@ -34,155 +36,12 @@
 #include <inttypes.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <libgen.h>
 #include <unistd.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #define MAX_CANDIDATES 64
-
-/* ---- The diff's line map ------------------------------------------------- */
-
-/* One hunk of a unified diff: old lines [old, old + n_old) became new
- * lines [new, new + n_new); ops has one character per line of the hunk
- * (' ' both, '-' old only, '+' new only). */
-struct hunk {
-        uint64_t old, n_old, new, n_new;
-        char *ops;
-        size_t n_ops;
-};
-
-struct linemap {
-        struct hunk *h; /* every file's hunks, each file's in order */
-        size_t n;
-        size_t *file_start; /* index of each file's first hunk */
-        struct lb_strv files; /* each file's path after the patch (-p1) */
-        size_t n_files;
-};
-
-static void linemap_done(struct linemap *m)
-{
-        for (size_t i = 0; i < m->n; i++)
-                free(m->h[i].ops);
-        free(m->h);
-        free(m->file_start);
-        lb_strv_done(&m->files);
-}
-
-/* Read the hunks of every file of the unified diff at `path`. Lines of a
- * hunk are counted from its header, so a removed line that starts with
- * "--" is not taken for a file header. */
-static int linemap_read(const char *path, struct linemap *m)
-{
-        _cleanup_free_ char *text = NULL;
-        size_t len = 0;
-        char *line, *next;
-        struct hunk *cur = NULL;
-        uint64_t left_old = 0, left_new = 0;
-        int r;
-
-        r = read_file_str(path, &text, &len);
-        if (r < 0)
-                return r;
-        for (line = text; line; line = next) {
-                next = strchr(line, '\n');
-                if (next)
-                        *next++ = 0;
-                if (cur && (left_old > 0 || left_new > 0)) {
-                        char op = line[0] == '-' || line[0] == '+' ? line[0] : ' ';
-                        char *nv;
-
-                        if (line[0] == '\\')
-                                continue; /* "\ No newline at end of file" */
-                        if ((op == '-' && left_old == 0) || (op == '+' && left_new == 0) ||
-                            (op == ' ' && (left_old == 0 || left_new == 0)))
-                                return -EBADMSG;
-                        nv = realloc(cur->ops, cur->n_ops + 1);
-                        if (!nv)
-                                return -ENOMEM;
-                        cur->ops = nv;
-                        cur->ops[cur->n_ops++] = op;
-                        if (op != '+')
-                                left_old--;
-                        if (op != '-')
-                                left_new--;
-                        continue;
-                }
-                if (strncmp(line, "+++ ", 4) == 0) {
-                        size_t *nf = reallocarray(m->file_start, m->n_files + 1, sizeof(*nf));
-                        const char *name = line + 4, *slash = strchr(name, '/');
-
-                        if (!nf)
-                                return -ENOMEM;
-                        m->file_start = nf;
-                        nf[m->n_files++] = m->n;
-                        /* "b/src/x.c<TAB>date": the path as patch -p1 takes it. */
-                        name = slash ? slash + 1 : name;
-                        r = lb_strv_push(&m->files, name);
-                        if (r < 0)
-                                return r;
-                        m->files.v[m->files.n - 1][strcspn(name, "\t")] = 0;
-                        cur = NULL;
-                        continue;
-                }
-                if (strncmp(line, "@@ -", 4) == 0 && m->n_files > 0) {
-                        unsigned long long a, b = 1, c, d = 1;
-                        struct hunk *nh;
-
-                        if (sscanf(line, "@@ -%llu,%llu +%llu,%llu @@", &a, &b, &c, &d) != 4 &&
-                            sscanf(line, "@@ -%llu +%llu,%llu @@", &a, &c, &d) != 3 &&
-                            sscanf(line, "@@ -%llu,%llu +%llu @@", &a, &b, &c) != 3 &&
-                            sscanf(line, "@@ -%llu +%llu @@", &a, &c) != 2)
-                                return -EBADMSG;
-                        nh = reallocarray(m->h, m->n + 1, sizeof(*nh));
-                        if (!nh)
-                                return -ENOMEM;
-                        m->h = nh;
-                        cur = &nh[m->n++];
-                        *cur = (struct hunk){ .old = a, .n_old = b, .new = c, .n_new = d };
-                        left_old = b;
-                        left_new = d;
-                }
-        }
-        return 0;
-}
-
-/* Where unpatched line L of file f's hunks went: its new line, or 0 when
- * the diff removed it. */
-static uint64_t linemap_file(const struct linemap *m, size_t f, uint64_t L)
-{
-        size_t end = f + 1 < m->n_files ? m->file_start[f + 1] : m->n;
-        int64_t delta = 0;
-
-        for (size_t i = m->file_start[f]; i < end; i++) {
-                const struct hunk *h = &m->h[i];
-                uint64_t o = h->old, n = h->new;
-
-                if (h->n_old == 0)
-                        o++; /* "-L,0": the hunk inserts after line L */
-                if (L < o)
-                        break;
-                if (L < o + h->n_old) {
-                        for (size_t k = 0; k < h->n_ops; k++) {
-                                char op = h->ops[k];
-                                if (op != '+' && o == L)
-                                        return op == ' ' ? n : 0;
-                                if (op != '+')
-                                        o++;
-                                if (op != '-')
-                                        n++;
-                        }
-                        return 0;
-                }
-                delta = (int64_t)(h->new + h->n_new) - (int64_t)(h->old + h->n_old);
-                if (h->n_new == 0)
-                        delta++;
-                if (h->n_old == 0)
-                        delta--;
-        }
-        return (uint64_t)((int64_t)L + delta);
-}
 
 struct pair {
         struct lb_obj *u, *p;
@@ -202,8 +61,7 @@ struct diff {
         struct lb_strv names; /* storage for funcs' and binds' strings */
         struct lb_strv helpers, new_data, objects, warnings, undefined;
         size_t n_checked;
-        struct linemap lines;
-        const struct lb_trees *trees;
+        const struct lb_trees *trees; /* also FIX.diff's hunks (trees->diff) */
         /* line_moved()'s cache: the function last asked about. */
         const struct lb_sym *moved_fn;
         uint64_t moved_from, moved_to;
@@ -225,37 +83,10 @@ static void diff_done(struct diff *d)
         lb_strv_done(&d->objects);
         lb_strv_done(&d->warnings);
         lb_strv_done(&d->undefined);
-        linemap_done(&d->lines);
 }
 
 /* What a diff's name ends with: dropped from the default patch name. */
 static const char *const diff_exts[] = { ".diff", ".patch", NULL };
-
-/* Does the diff change (add, or remove next to) a line of file `rel`
- * after the patch within [from, to]? -1 when the diff has no such file. */
-static int linemap_touches(const struct linemap *m, const char *rel, uint64_t from, uint64_t to)
-{
-        for (size_t f = 0; f < m->n_files; f++) {
-                size_t end = f + 1 < m->n_files ? m->file_start[f + 1] : m->n;
-
-                if (strcmp(m->files.v[f], rel) != 0)
-                        continue;
-                for (size_t i = m->file_start[f]; i < end; i++) {
-                        const struct hunk *h = &m->h[i];
-                        uint64_t n = h->new;
-
-                        for (size_t k = 0; k < h->n_ops; k++) {
-                                char op = h->ops[k];
-                                if (op != ' ' && n >= from && n <= to)
-                                        return 1;
-                                if (op != '-')
-                                        n++;
-                        }
-                }
-                return 0;
-        }
-        return -1;
-}
 
 /* Where function `name` (gcc's suffixes dropped) is defined in the C
  * file at `path`: a line that starts with the name or has it after the
@@ -333,13 +164,13 @@ static bool function_lines(const char *path, const char *name, uint64_t *ret_fro
 }
 
 /* Why function s of object p (built from src_rel) is replaced, in words. */
-static void explain(const struct diff *d, const struct lb_trees *t, const struct lb_obj *p,
-                    const struct lb_sym *s, char *buf, size_t size)
+static void explain(const struct lb_trees *t, const struct lb_obj *p, const struct lb_sym *s,
+                    char *buf, size_t size)
 {
+        const struct lb_udiff_file *f = lb_udiff_file(t->diff, p->rel);
         _cleanup_free_ char *path = NULL;
         uint64_t from, to;
         char base[256];
-        int k;
 
         if (s->why && strcmp(s->why, "changed") != 0) {
                 snprintf(buf, size, "%s (%s)", s->why, p->rel);
@@ -351,8 +182,7 @@ static void explain(const struct diff *d, const struct lb_trees *t, const struct
                 snprintf(buf, size, "changed in %s", p->rel);
                 return;
         }
-        k = linemap_touches(&d->lines, p->rel, from, to);
-        if (k > 0)
+        if (f && lb_udiff_touches(f, from, to))
                 snprintf(buf, size, "changed in %s (lines %" PRIu64 "-%" PRIu64 ")", p->rel,
                          from, to);
         else
@@ -371,10 +201,13 @@ static bool line_moved(void *userdata, const struct lb_obj *p, const struct lb_s
                        uint64_t old, uint64_t new)
 {
         struct diff *d = userdata;
-        struct linemap *m = &d->lines;
+        const struct lb_udiff_file *f;
         char base[256];
 
         if (old == new || !d->trees)
+                return false;
+        f = lb_udiff_file(d->trees->diff, p->rel);
+        if (!f)
                 return false;
         if (d->moved_fn != s) {
                 _cleanup_free_ char *path = NULL;
@@ -385,25 +218,15 @@ static bool line_moved(void *userdata, const struct lb_obj *p, const struct lb_s
                 if (asprintf(&path, "%s/%s", d->trees->patched_root, p->rel) < 0)
                         return false;
                 if (function_lines(path, base, &d->moved_from, &d->moved_to) &&
-                    linemap_touches(m, p->rel, d->moved_from, d->moved_to) == 0)
+                    !lb_udiff_touches(f, d->moved_from, d->moved_to))
                         d->moved_ok = true;
         }
         if (!d->moved_ok || new < d->moved_from || new > d->moved_to)
                 return false;
-        for (size_t f = 0; f < m->n_files; f++)
-                if (strcmp(m->files.v[f], p->rel) == 0)
-                        return linemap_file(m, f, old) == new;
-        return false;
+        return lb_udiff_new_line(f, old) == new;
 }
 
 /* ---- Finding the unpatched build's symbols in BIN ------------------------ */
-
-static const char *base_name(const char *path)
-{
-        const char *s = path ? strrchr(path, '/') : NULL;
-
-        return s ? s + 1 : path;
-}
 
 static int func_differs(const struct diff *d, const struct lb_obj *u, const struct lb_sym *s,
                         const struct elf_symbol *t, uint64_t *ret_bad);
@@ -444,7 +267,8 @@ static int bin_find(const struct diff *d, const struct lb_obj *u, const struct l
                 for (size_t i = 0; i < k; i++) {
                         if (keep[i]->local && keep[i]->file && u->file &&
                             (exact ? strcmp(keep[i]->file, u->file) == 0
-                                   : strcmp(base_name(keep[i]->file), base_name(u->file)) == 0))
+                                   : strcmp(path_basename(keep[i]->file),
+                                            path_basename(u->file)) == 0))
                                 keep[m++] = keep[i];
                         else if (!keep[i]->local && s->bind != STB_LOCAL)
                                 keep[m++] = keep[i];
@@ -804,7 +628,7 @@ static int collect_funcs(struct diff *d, const struct lb_trees *trees, struct er
                         if (!nv)
                                 return -ENOMEM;
                         d->funcs = nv;
-                        explain(d, trees, p, s, why, sizeof(why));
+                        explain(trees, p, s, why, sizeof(why));
                         if ((r = push_name(d, t->name, &fn.name)) < 0 ||
                             (r = push_name(d, s->out_name, &fn.new_name)) < 0 ||
                             (r = push_name(d, why, &fn.why)) < 0)
@@ -1185,14 +1009,6 @@ int lb_build_diff(const struct lb_diff_opts *o, struct lb_result **ret, struct e
                 .progress = o->progress,
                 .keep = o->keep,
         };
-        r = linemap_read(o->diff, &d.lines);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0) {
-                errbuf_set(err, "cannot read '%s': %s", o->diff,
-                           r == -EBADMSG ? "a hunk does not match its header" : strerror(-r));
-                return r == -EBADMSG ? -EINVAL : r;
-        }
         r = lb_trees_build(&to, &trees, err);
         if (r < 0)
                 return r;

@@ -491,245 +491,7 @@ static int copy_tree(const char *from, const char *to, struct errbuf *err)
         return r;
 }
 
-/* ---- The diff ------------------------------------------------------------- */
-
-/* The name in a "--- NAME" or "+++ NAME" line: up to a tab (a timestamp
- * follows), C-unquoted when git quoted it. */
-static char *header_name(const char *s, size_t len)
-{
-        const char *tab = memchr(s, '\t', len);
-        char *name, *p;
-
-        if (tab)
-                len = (size_t)(tab - s);
-        while (len && (s[len - 1] == '\r' || (s[len - 1] == ' ' && !tab)))
-                len--;
-        name = strndup(s, len);
-        if (!name || name[0] != '"' || len < 2 || name[len - 1] != '"')
-                return name;
-        p = name;
-        for (size_t i = 1; i + 1 < len; i++) {
-                char c = name[i];
-
-                if (c == '\\' && i + 2 < len) {
-                        c = name[++i];
-                        if (c >= '0' && c <= '7') {
-                                unsigned v = 0;
-
-                                for (int k = 0; k < 3 && i + 1 < len && name[i] >= '0' &&
-                                                name[i] <= '7';
-                                     k++, i++)
-                                        v = v * 8 + (unsigned)(name[i] - '0');
-                                i--;
-                                c = (char)v;
-                        } else if (c == 't')
-                                c = '\t';
-                        else if (c == 'n')
-                                c = '\n';
-                }
-                *p++ = c;
-        }
-        *p = 0;
-        return name;
-}
-
-/* What -p1 leaves of a header name ("b/src/x.c" -> "src/x.c"), without
- * "." components. Returns -EXDEV for a name that leaves the tree, -ENOENT
- * for one that -p1 leaves nothing of. */
-static int strip_p1(const char *name, char **ret)
-{
-        const char *s = strchr(name, '/');
-        _cleanup_free_ char *out = NULL;
-        char *w;
-
-        if (!s)
-                return -ENOENT; /* patch finds no file for it either */
-        while (*s == '/')
-                s++;
-        out = strdup(s);
-        if (!out)
-                return -ENOMEM;
-        /* Drop "." components; refuse ".." (patch refuses it too). */
-        w = out;
-        for (const char *c = s; *c;) {
-                size_t n = strcspn(c, "/");
-
-                if (n == 2 && c[0] == '.' && c[1] == '.')
-                        return -EXDEV;
-                if (!(n == 1 && c[0] == '.') && n > 0) {
-                        if (w != out)
-                                *w++ = '/';
-                        memmove(w, c, n);
-                        w += n;
-                }
-                c += n;
-                while (*c == '/')
-                        c++;
-        }
-        *w = 0;
-        if (!*out)
-                return -ENOENT;
-        *ret = TAKE_PTR(out);
-        return 0;
-}
-
-/* An absolute name, or one with a ".." component. */
-static bool leaves_tree(const char *name)
-{
-        size_t n = strlen(name);
-
-        return name[0] == '/' || strcmp(name, "..") == 0 || strncmp(name, "../", 3) == 0 ||
-               strstr(name, "/../") || (n >= 3 && strcmp(name + n - 3, "/..") == 0);
-}
-
-static int touched_add(char ***v, size_t *n, const char *name, bool strip)
-{
-        char *rel;
-        int r;
-
-        if (strip) {
-                r = strip_p1(name, &rel);
-                if (r < 0)
-                        return r;
-        } else {
-                rel = strdup(name);
-                if (!rel)
-                        return -ENOMEM;
-        }
-        for (size_t i = 0; i < *n; i++)
-                if (strcmp((*v)[i], rel) == 0) {
-                        free(rel);
-                        return 0;
-                }
-        return strv_push(v, n, rel);
-}
-
-/* "START[,COUNT]" of a hunk header; COUNT defaults to 1. */
-static unsigned long hunk_count(const char **p)
-{
-        char *end;
-
-        (void)strtoul(*p, &end, 10);
-        if (*end != ',') {
-                *p = end;
-                return 1;
-        }
-        return strtoul(end + 1, (char **)p, 10);
-}
-
-/* The files a unified diff changes, relative to the root (after -p1), in
- * the order of the diff: the "+++" name, or the "---" name of a deleted
- * file, and both names of a git rename or copy. Hunk bodies are counted
- * through, so that a changed line starting with "++" is not a header.
- * Context diffs are not read: -EBADMSG when no file is found. */
-static int parse_diff(const char *diff, const char *display, char ***ret, size_t *ret_n,
-                      struct errbuf *err)
-{
-        _cleanup_free_ char *text = NULL, *old = NULL;
-        char **v = NULL;
-        size_t n = 0, len;
-        unsigned long old_left = 0, new_left = 0;
-        int r;
-
-        r = read_file_str(diff, &text, &len);
-        if (r < 0) {
-                errbuf_set(err, "cannot read '%s': %s", display, strerror(-r));
-                return r;
-        }
-        for (char *line = text; line < text + len;) {
-                char *nl = memchr(line, '\n', (size_t)(text + len - line));
-                size_t ll = nl ? (size_t)(nl - line) : strlen(line);
-                const char *name = NULL;
-                bool strip = true;
-
-                if (old_left || new_left) {
-                        /* An empty line is context whose blank was stripped. */
-                        char c = ll ? line[0] : ' ';
-
-                        if (c == ' ' || c == '\r') {
-                                old_left -= !!old_left;
-                                new_left -= !!new_left;
-                                goto next;
-                        }
-                        if (c == '-' || c == '+') {
-                                if (c == '-')
-                                        old_left -= !!old_left;
-                                else
-                                        new_left -= !!new_left;
-                                goto next;
-                        }
-                        if (c == '\\')
-                                goto next; /* "\ No newline at end of file" */
-                        old_left = new_left = 0; /* a short hunk: read on as headers */
-                }
-                if (ll > 4 && strncmp(line, "--- ", 4) == 0) {
-                        free(old);
-                        old = header_name(line + 4, ll - 4);
-                        if (!old)
-                                goto oom;
-                } else if (ll > 4 && strncmp(line, "+++ ", 4) == 0) {
-                        _cleanup_free_ char *new = header_name(line + 4, ll - 4);
-
-                        if (!new)
-                                goto oom;
-                        name = strcmp(new, "/dev/null") == 0 ? old : new;
-                        if (name) {
-                                r = touched_add(&v, &n, name, true);
-                                if (r == -ENOMEM)
-                                        goto oom;
-                                if (r == -EXDEV) {
-                                        errbuf_set(err,
-                                                   "'%s' changes a file outside the tree: '%s'",
-                                                   display, name);
-                                        strv_free(v, n);
-                                        return -ENOEXEC;
-                                }
-                        }
-                        name = NULL;
-                } else if (ll > 4 && strncmp(line, "@@ -", 4) == 0) {
-                        const char *p = line + 4;
-
-                        old_left = hunk_count(&p);
-                        p = memmem(p, ll - (size_t)(p - line), " +", 2);
-                        new_left = p ? (p += 2, hunk_count(&p)) : 0;
-                } else {
-                        static const char *const git_names[] = { "rename from ", "rename to ",
-                                                                 "copy from ", "copy to " };
-
-                        for (size_t i = 0; i < ELEMENTSOF(git_names); i++)
-                                if (strncmp(line, git_names[i], strlen(git_names[i])) == 0)
-                                        name = line + strlen(git_names[i]);
-                        strip = false;
-                }
-                if (name) {
-                        _cleanup_free_ char *nm =
-                                header_name(name, ll - (size_t)(name - line));
-
-                        if (!nm)
-                                goto oom;
-                        if (leaves_tree(nm))
-                                ; /* patch refuses it; its message says so */
-                        else {
-                                r = touched_add(&v, &n, nm, strip);
-                                if (r == -ENOMEM)
-                                        goto oom;
-                        }
-                }
-        next:
-                line = nl ? nl + 1 : text + len;
-        }
-        if (n == 0) {
-                errbuf_set(err, "'%s' is not a unified diff: it changes no file", display);
-                strv_free(v, n);
-                return -EBADMSG;
-        }
-        *ret = v;
-        *ret_n = n;
-        return 0;
-oom:
-        strv_free(v, n);
-        return -ENOMEM;
-}
+/* ---- Applying the diff ---------------------------------------------------- */
 
 /* The line of patch's output that says why it failed, as "FILE: reason"
  * when it is about a hunk of the file patch was checking. */
@@ -828,9 +590,8 @@ static void env_done(struct env *e)
 
 static bool names_compiler(const char *cc)
 {
-        const char *base = strrchr(cc, '/');
+        const char *base = path_basename(cc);
 
-        base = base ? base + 1 : cc;
         return strcmp(base, "cc") == 0 || strstr(base, "gcc") || strstr(base, "clang");
 }
 
@@ -846,7 +607,7 @@ static bool is_real_cc(const char *p, const void *self)
 
         if (!real || strcmp(real, self) == 0)
                 return false;
-        base = strrchr(real, '/') + 1;
+        base = path_basename(real);
         for (size_t i = 0; i < ELEMENTSOF(launchers); i++)
                 if (strstr(base, launchers[i]))
                         return false;
@@ -1230,7 +991,7 @@ void lb_trees_free(struct lb_trees *t)
                 free(t->objs[i].patched);
         }
         free(t->objs);
-        strv_free(t->touched, t->n_touched);
+        lb_udiff_free(t->diff);
         strv_free(t->added, t->n_added);
         free(t->dir);
         free(t->orig_root);
@@ -1312,9 +1073,9 @@ static int build_orig(struct ctx *c, struct entries *ret, struct errbuf *err)
  * trying (NULL: it can): the diff changes a file that is not a .c file. */
 static const char *incremental_refused(const struct lb_trees *t)
 {
-        for (size_t i = 0; i < t->n_touched; i++)
-                if (!has_suffix(t->touched[i], ".c"))
-                        return t->touched[i];
+        for (size_t i = 0; i < t->diff->n_touched; i++)
+                if (!has_suffix(t->diff->touched[i], ".c"))
+                        return t->diff->touched[i];
         return NULL;
 }
 
@@ -1331,8 +1092,8 @@ static const char *incremental_missed(const struct ctx *c, const struct entries 
                         *ret_foreign = true;
                         return pe->v[i].src_rel;
                 }
-        for (size_t i = 0; i < t->n_touched; i++) {
-                const char *f = t->touched[i];
+        for (size_t i = 0; i < t->diff->n_touched; i++) {
+                const char *f = t->diff->touched[i];
                 _cleanup_free_ char *p = path_join(t->patched_root, f);
                 bool found = false;
 
@@ -1575,17 +1336,29 @@ int lb_trees_build(const struct lb_trees_opts *o, struct lb_trees **ret, struct 
                 return -ENOMEM;
         t->keep = o->keep;
         c.t = t;
-        /* patch's own message first: it knows best why a diff does not
+        /* An unreadable diff, or one with a hunk that does not match its
+         * header, is a bad input file, whatever patch makes of it (it
+         * may drop a line silently). */
+        r = lb_udiff_read(c.diff, o->diff, &t->diff, err);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return -EINVAL;
+        /* patch's own message next: it knows best why a diff does not
          * apply; then ours for what patch accepts silently (an empty
-         * file, a context diff). */
+         * file, a context diff, a name with ".."). */
         r = apply_diff(c.diff, c.src, true, o->diff, c.display_dir, err);
         if (r < 0)
                 return r;
-        r = parse_diff(c.diff, o->diff, &t->touched, &t->n_touched, err);
-        if (r == -EBADMSG)
+        if (t->diff->outside) {
+                errbuf_set(err, "'%s' changes a file outside the tree: '%s'", o->diff,
+                           t->diff->outside);
                 return -ENOEXEC;
-        if (r < 0)
-                return r;
+        }
+        if (t->diff->n_touched == 0) {
+                errbuf_set(err, "'%s' is not a unified diff: it changes no file", o->diff);
+                return -ENOEXEC;
+        }
         r = find_real_cc(self, &real_cc, err);
         if (r < 0)
                 return r;

@@ -2,9 +2,10 @@
  * compiler wrapper (tree.c, wrapper.c), for `liveup build --diff`.
  *
  * lb_trees_build():
- *   1. checks that FIX.diff applies to DIR (`patch -p1 --dry-run -F0`:
- *      no fuzz, a hunk whose context differs is refused), and reads the
- *      files it changes from its headers (unified diffs only);
+ *   1. reads FIX.diff (udiff.c: the files it changes, and their hunks;
+ *      unified diffs only) and checks that it applies to DIR (`patch -p1
+ *      --dry-run -F0`: no fuzz, a hunk whose context differs is
+ *      refused);
  *   2. copies DIR to a scratch folder "orig" (`cp -a`), removes the build
  *      outputs left in DIR from the copy (ELF files, and *.o *.a *.so*
  *      *.lo *.gch *.pch by name) so that everything is compiled through
@@ -37,6 +38,7 @@
 
 #include "base/macro.h"
 #include "base/util.h"
+#include "build/udiff.h"
 
 struct lb_object_pair {
         char *rel;      /* object path relative to the tree root ("src/http.o") */
@@ -52,8 +54,8 @@ struct lb_trees {
         char *orig_root, *patched_root;
         struct lb_object_pair *objs; /* every object compiled in the unpatched tree */
         size_t n_objs;
-        char **touched;         /* files the diff changes, relative to the root */
-        size_t n_touched;
+        struct lb_udiff *diff;  /* FIX.diff as read: the files it changes
+                                 * (touched), and their hunks */
         char **added;           /* objects built only in the patched tree (new .c
                                  * files), relative to patched_root */
         size_t n_added;
@@ -74,10 +76,12 @@ struct lb_trees_opts {
 };
 
 /* Returns 0, or:
- *   -EINVAL  bad input: DIR or FIX.diff missing, no command;
+ *   -EINVAL  bad input: DIR or FIX.diff missing or unreadable, no
+ *            command, a hunk of FIX.diff that does not match its header
+ *            ("'FIX.diff' line 12: the hunk does not match its header: ...");
  *   -ENOEXEC the diff does not apply (message: "'FIX.diff' does not apply
- *            to 'DIR': src/x.c: hunk #1 FAILED at 12"), or is not a
- *            unified diff;
+ *            to 'DIR': src/x.c: hunk #1 FAILED at 12"), is not a
+ *            unified diff, or changes a file outside the tree;
  *   -EPROTO  a build command failed (message: "build command failed in
  *            the unpatched tree: 'make' exited with status 2"), or
  *            compiled nothing through the wrapper;

@@ -215,11 +215,10 @@ static bool in_list(const char *s, const char *const *list, size_t n)
 
 static bool is_source(const char *path, bool forced_lang)
 {
-        const char *base = strrchr(path, '/'), *dot;
+        const char *base = path_basename(path), *dot;
 
         if (forced_lang)
                 return true;
-        base = base ? base + 1 : path;
         dot = strrchr(base, '.');
         return dot && dot != base && in_list(dot + 1, source_suffixes, ELEMENTSOF(source_suffixes));
 }
@@ -227,10 +226,9 @@ static bool is_source(const char *path, bool forced_lang)
 /* "DIR/x.c" -> "x.o" (gcc's default object name for -c). */
 static char *default_object(const char *src)
 {
-        const char *base = strrchr(src, '/'), *dot;
+        const char *base = path_basename(src), *dot;
         char *o;
 
-        base = base ? base + 1 : src;
         dot = strrchr(base, '.');
         if (!dot || dot == base)
                 dot = base + strlen(base);
@@ -344,13 +342,12 @@ int lb_cc_wrapper_main(int argc, char **argv)
         const char *real = getenv("LIVEUP_CC_REAL"), *log_path = getenv("LIVEUP_CC_LOG");
         const char *map = getenv("LIVEUP_CC_PREFIX_MAP");
         _cleanup_free_ char *map_opt = NULL;
-        const char *name = strrchr(argv[0], '/');
+        const char *name = path_basename(argv[0]);
         _cleanup_free_ char **v = NULL;
         bool c99, has_std = false;
         size_t n = 0;
         int r;
 
-        name = name ? name + 1 : argv[0];
         if (getenv("LIVEUP_CC_ACTIVE")) {
                 fprintf(stderr, "liveup: cannot run the compiler for '%s': '%s' ran liveup's "
                         "compiler wrapper again (a compiler cache or launcher?)\n", name,

@@ -49,12 +49,11 @@ void verb_apply_usage(FILE *f)
 static int candidate_pids(const struct lp_file *f, pid_t **ret, size_t *ret_n)
 {
         _cleanup_closedir_ DIR *d = opendir("/proc");
-        const char *base = strrchr(f->target, '/');
+        const char *base = path_basename(f->target);
         pid_t *pids = NULL;
         size_t n = 0;
         struct dirent *de;
 
-        base = base ? base + 1 : f->target;
         if (!d)
                 return -errno;
         while ((de = readdir(d))) {

@@ -200,8 +200,7 @@ int main(int argc, char **argv)
 
         /* Run as "cc", "gcc" or "c99" from the scratch bin/ folder of
          * `liveup build --diff`: the compiler wrapper (src/build/wrapper.c). */
-        base = strrchr(argv[0], '/');
-        base = base ? base + 1 : argv[0];
+        base = path_basename(argv[0]);
         if ((strcmp(base, "cc") == 0 || strcmp(base, "gcc") == 0 || strcmp(base, "c99") == 0) &&
             getenv("LIVEUP_CC_LOG"))
                 return lb_cc_wrapper_main(argc, argv);

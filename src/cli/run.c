@@ -70,8 +70,7 @@ int verb_run(int argc, char **argv)
         }
         cfg.argv = argv + optind;
         if (!cfg.name) {
-                const char *base = strrchr(cfg.argv[0], '/');
-                snprintf(name, sizeof(name), "%s", base ? base + 1 : cfg.argv[0]);
+                snprintf(name, sizeof(name), "%s", path_basename(cfg.argv[0]));
                 cfg.name = name;
         }
         if (!upd_name_valid(cfg.name)) {

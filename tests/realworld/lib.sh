@@ -27,6 +27,10 @@
 #                             sets LOAD_N (load requests answered, each
 #                             checked to be "L<n> OK 200" in order) and
 #                             LOAD_BAD (the others: wrong, lost, reordered)
+#   load_wait N               the same, answered once N load requests are
+#                             (the filter holds the answer, blocking on the
+#                             server's output: no polling), or after 10 s
+#                             without them (LOAD_N < N then)
 #   server_end                close its input; its exit status in $SRV_STATUS
 #
 # Every test runs in a scratch folder $T (also $TMPDIR), removed on exit
@@ -151,13 +155,22 @@ load_stop() {
         LOAD_SENT=$(cat "$T/load.sent" 2> /dev/null || echo 0)
 }
 
-load_sync() {
+# load_counts TAG: ask TAG (S, or W<n>) and read the filter's counts.
+load_counts() {
         LOAD_N=-1
         LOAD_BAD=-1
-        ask S "" || return 1
+        ask "$1" "" || return 1
         LOAD_N=$(echo "$REPLY" | sed -n 's/.*loads=\([0-9]*\).*/\1/p')
         LOAD_BAD=$(echo "$REPLY" | sed -n 's/.*bad=\([0-9]*\).*/\1/p')
         return 0
+}
+
+load_sync() {
+        load_counts S
+}
+
+load_wait() {
+        load_counts "W$1"
 }
 
 server_end() {

@@ -40,16 +40,12 @@ probe_bad() {
         done
 }
 
-# load_ok STAGE: more load was answered since the last call (polled,
-# about 2 s at most: the writer pauses 10 ms every 20 requests), all of it
-# right.
+# load_ok STAGE: more load was answered since the last call (waited for:
+# the filter answers once one more load request is answered, 10 s at
+# most; the writer pauses 10 ms every 20 requests), all of it right.
 last_n=0
 load_ok() {
-        i=0
-        while load_sync && [ "$LOAD_N" -le "$last_n" ] && [ $i -lt 100 ]; do
-                sleep 0.02
-                i=$((i + 1))
-        done
+        load_wait $((last_n + 1))
         if [ "$LOAD_N" -le "$last_n" ] || [ "$LOAD_BAD" -ne 0 ]; then
                 diag "load during $1: $LOAD_N answered (before: $last_n), $LOAD_BAD wrong"
                 ok 1 "the load was answered during $1"

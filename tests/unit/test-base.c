@@ -2,7 +2,7 @@
  * names, states and status fields) checked against what this process and
  * its children really are, fd passing over a SOCK_SEQPACKET socketpair
  * (fds arrive working, excess fds are refused without leaking), and the
- * string parsers.
+ * string parsers and helpers.
  *
  * Each test runs in its own forked child (tests/tap.h), so threads,
  * children and fds a test creates die with it. Waiting for another
@@ -584,6 +584,17 @@ TEST(parse_seconds)
         CHECK_ERR(parse_seconds("nan", &d), EINVAL);
         CHECK_ERR(parse_seconds("1e999", &d), EINVAL);
         CHECK(d == 3); /* untouched on failure */
+}
+
+TEST(path_basename)
+{
+        static const char s[] = "/usr/lib/libc.so.6";
+
+        CHECK_STREQ(path_basename("src/x.c"), "x.c");
+        CHECK_STREQ(path_basename("x.c"), "x.c");
+        CHECK_STREQ(path_basename("src/"), "");
+        CHECK_STREQ(path_basename(""), "");
+        CHECK(path_basename(s) == s + 9); /* into the string, not a copy */
 }
 
 TEST(read_file_str_and_errbuf)

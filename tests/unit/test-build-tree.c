@@ -431,8 +431,8 @@ TEST(incremental_build_recompiles_the_changed_file_only)
                 fprintf(stderr, "%s\n", err.msg);
         CHECK_OK(r);
         CHECK(t->incremental);
-        CHECK(t->n_touched == 1);
-        CHECK_STREQ(t->touched[0], "src/util.c");
+        CHECK(t->diff->n_touched == 1);
+        CHECK_STREQ(t->diff->touched[0], "src/util.c");
         CHECK(t->n_objs == 2);
         CHECK(t->n_added == 0);
         m = find_obj(t, "src/main.o");
@@ -482,9 +482,9 @@ TEST(header_change_rebuilds_from_a_fresh_copy)
                 fprintf(stderr, "%s\n", err.msg);
         CHECK_OK(r);
         CHECK(!t->incremental);
-        CHECK(t->n_touched == 2);
-        CHECK_STREQ(t->touched[0], "src/util.h");
-        CHECK_STREQ(t->touched[1], "src/util.c");
+        CHECK(t->diff->n_touched == 2);
+        CHECK_STREQ(t->diff->touched[0], "src/util.h");
+        CHECK_STREQ(t->diff->touched[1], "src/util.c");
         CHECK(t->n_objs == 2);
         for (size_t i = 0; i < t->n_objs; i++) {
                 CHECK(t->objs[i].recompiled);
@@ -544,8 +544,8 @@ TEST(new_c_file_is_added)
                 fprintf(stderr, "%s\n", err.msg);
         CHECK_OK(r);
         CHECK(t->incremental);
-        CHECK(t->n_touched == 1);
-        CHECK_STREQ(t->touched[0], "src/extra.c");
+        CHECK(t->diff->n_touched == 1);
+        CHECK_STREQ(t->diff->touched[0], "src/extra.c");
         CHECK(t->n_objs == 2);
         CHECK(t->n_added == 1);
         CHECK_STREQ(t->added[0], "src/extra.o");
@@ -590,10 +590,42 @@ TEST(hunk_lines_that_look_like_headers_are_not_files)
         if (r < 0)
                 fprintf(stderr, "%s\n", err.msg);
         CHECK_OK(r);
-        CHECK(t->n_touched == 2);
-        CHECK_STREQ(t->touched[0], "src/util.c");
-        CHECK_STREQ(t->touched[1], "src/table.c");
+        CHECK(t->diff->n_touched == 2);
+        CHECK_STREQ(t->diff->touched[0], "src/util.c");
+        CHECK_STREQ(t->diff->touched[1], "src/table.c");
+        /* The hunks are kept for diff.c: two of util.c, one of table.c. */
+        CHECK(t->diff->n_files == 2);
+        CHECK(t->diff->files[0].n_hunks == 2 && t->diff->files[1].n_hunks == 1);
+        CHECK(t->diff->files[0].hunks[1].n_ops == 4);
         lb_trees_free(TAKE_PTR(t));
+        teardown(&f);
+}
+
+TEST(hunk_that_does_not_match_its_header_is_bad_input)
+{
+        /* One line more than the header counts: patch would apply the
+         * hunk and drop the line. Refused before patch or a build runs. */
+        struct fixture f = setup(makefile);
+        _cleanup_free_ char *diff = write_diff(&f,
+                "--- a/src/util.c\n"
+                "+++ b/src/util.c\n"
+                "@@ -4,3 +4,3 @@\n"
+                " {\n"
+                "-        return a + b;\n"
+                "+        return a - b;\n"
+                " }\n"
+                "+/* a - b */\n");
+        _cleanup_free_ char *expect = NULL;
+        struct lb_trees *t = NULL;
+        struct errbuf err = {};
+
+        CHECK_ERR(build(&f, diff, make_cmd, false, &t, &err), EINVAL);
+        CHECK(!t);
+        CHECK(asprintf(&expect, "'%s' line 3: the hunk does not match its header: the header "
+                                "counts 3 old and 3 new lines, line 8 is one too many",
+                       diff) >= 0);
+        CHECK_STREQ(err.msg, expect);
+        CHECK(dir_is_empty(f.tmp));
         teardown(&f);
 }
 

@@ -25,6 +25,7 @@
 #   refuse: TEXT        the build is refused: exit 1, nothing on stdout,
 #                       one line "liveup: ..." on stderr containing TEXT
 #                       (several refuse: lines: it contains each)
+#   status: N           ...with exit status N instead (2: a bad input file)
 #   why: NAME TEXT      NAME's reason (inspect's "why") contains TEXT
 #   deploy: ARGS        BIN is built with `make ARGS` (default: `make`)
 #   src: NAME           the project is NAME/src (cases that share one)
@@ -180,7 +181,8 @@ run_case() {
 
         if has_directive refuse; then
                 first=$(directive refuse)
-                refused 1 "$first" "$c: refused: one line saying '$first'"
+                want=$(directive status)
+                refused "${want:-1}" "$first" "$c: refused (exit ${want:-1}): one line saying '$first'"
                 sed -n 's/^refuse:[[:space:]]*//p' "$EXPECT" | sed 1d > "$T/more"
                 while IFS= read -r text; do
                         check "$c: the refusal also says '$text'" grep -qF -- "$text" "$T/err"
