@@ -100,6 +100,14 @@ static int candidate_pids(const struct lp_file *f, pid_t **ret, size_t *ret_n)
         return 0;
 }
 
+void cli_json_add_probes(struct json_object *jo, const struct lp_transition_result *t)
+{
+        json_object_object_add(jo, "probes", json_object_new_int((int)t->probes));
+        json_object_object_add(jo, "probes_busy", json_object_new_int((int)t->probes_busy));
+        json_object_object_add(jo, "probe_held_max_us",
+                               json_object_new_uint64(t->probe_held_max_ns / 1000));
+}
+
 int verb_apply(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -201,8 +209,8 @@ int verb_apply(int argc, char **argv)
                         applied++;
                         if (!json)
                                 printf("applied %s to pid %d: %zu function%s; threads held "
-                                       "%.0f µs at most, %.0f µs over %u stop%s (%u attempt%s); "
-                                       "%.1f ms in all\n",
+                                       "%.0f µs at most, %.0f µs over %u stop%s (%u attempt%s; "
+                                       "alone in %u probe%s, %.0f µs at most); %.1f ms in all\n",
                                        res.id, pids[i], res.n_funcs, res.n_funcs == 1 ? "" : "s",
                                        (double)res.transition.held_max_ns / 1e3,
                                        (double)res.transition.held_total_ns / 1e3,
@@ -210,6 +218,9 @@ int verb_apply(int argc, char **argv)
                                        res.transition.windows == 1 ? "" : "s",
                                        res.transition.attempts,
                                        res.transition.attempts == 1 ? "" : "s",
+                                       res.transition.probes,
+                                       res.transition.probes == 1 ? "" : "s",
+                                       (double)res.transition.probe_held_max_ns / 1e3,
                                        (double)res.total_ns / 1e6);
                 }
                 if (jarr) {
@@ -256,6 +267,7 @@ int verb_apply(int argc, char **argv)
                         json_object_object_add(jo, "held_total_us",
                                                json_object_new_uint64(
                                                        res.transition.held_total_ns / 1000));
+                        cli_json_add_probes(jo, &res.transition);
                         if (r >= 0) {
                                 json_object_object_add(jo, "prepare_us",
                                                        json_object_new_uint64(res.prepare_ns /

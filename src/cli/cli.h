@@ -79,5 +79,12 @@ int cli_parse_timeout(const char *verb, const char *arg, double *ret);
 void cli_hold_signals(sigset_t *ret_saved);
 void cli_release_signals(const sigset_t *saved);
 
+/* The probe figures of a transition (see livepatch/transition.h), added
+ * to the JSON object of one apply or revert: probes, probes_busy,
+ * probe_held_max_us. In apply.c. */
+struct json_object;
+struct lp_transition_result;
+void cli_json_add_probes(struct json_object *jo, const struct lp_transition_result *t);
+
 /* strerror(-r) starting lowercase, as messages do ("no such process"). */
 const char *cli_strerror(int r);

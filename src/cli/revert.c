@@ -117,6 +117,7 @@ int verb_revert(int argc, char **argv)
                         json_object_object_add(jo, "held_total_us",
                                                json_object_new_uint64(
                                                        res.transition.held_total_ns / 1000));
+                        cli_json_add_probes(jo, &res.transition);
                         json_object_object_add(jo, "total_us",
                                                json_object_new_uint64(res.total_ns / 1000));
                         json_object_array_add(jarr, jo);

@@ -95,9 +95,26 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
         for (;;) {
                 struct proc_sched_saved sched;
                 bool clear;
-                uint64_t t0;
+                uint64_t t0, probe_held = 0;
 
                 proc_sched_raise(&sched);
+                r = proc_probe_all(p, check_thread, &(struct check){ u, ranges, n_ranges, &busy },
+                                   &probe_held, err);
+                res.probes++;
+                res.probe_held_max_ns = MAX(res.probe_held_max_ns, probe_held);
+                if (r < 0 && r != -EBUSY) {
+                        proc_sched_restore(&sched);
+                        goto out;
+                }
+                if (r == -EBUSY) {
+                        proc_sched_restore(&sched);
+                        res.probes_busy++;
+                        log_debug("probe: thread %d busy; each thread held %.0f µs at most",
+                                  busy.tid, (double)probe_held / 1e3);
+                        goto backoff;
+                }
+                log_debug("probe: clear; each thread held %.0f µs at most",
+                          (double)probe_held / 1e3);
                 t0 = now_ns();
                 /* Each stack is checked as soon as its thread stops, while
                  * the others are still stopping; the first busy one
@@ -137,6 +154,7 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
                                 r = q;
                         goto out;
                 }
+        backoff:
                 if (now_ns() + backoff > deadline)
                         break;
                 /* Let the threads run a while, serving their events. */

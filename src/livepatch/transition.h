@@ -1,7 +1,15 @@
 /* The stop consistency model (kpatch, Ksplice): stop every thread, unwind
  * every stack, and only if no frame lies in the code being replaced (or
  * removed) make the change, while the threads are still stopped; else
- * resume and retry with backoff until a timeout. */
+ * resume and retry with backoff until a timeout.
+ *
+ * Each attempt starts with a probe (proc_probe_all): every thread is
+ * stopped alone, its stack checked, and resumed at once. A probe that
+ * finds a stack in the ranges backs off without stopping every thread
+ * (a window that would only fail); a clear probe is followed at once by
+ * the window, which decides. The probe also runs the tool's stop path
+ * once before the window: the first window of a freshly started tool
+ * was ~30% longer than a second one (16 busy threads). */
 #pragma once
 
 #include "proc/proc.h"
@@ -21,6 +29,9 @@ struct lp_transition_result {
         unsigned windows;       /* all stop windows, the transition's included */
         uint64_t held_max_ns;   /* longest single stop window */
         uint64_t held_total_ns; /* all windows together */
+        unsigned probes;        /* per-thread probes (proc_probe_all) */
+        unsigned probes_busy;   /* ... that found a stack in the ranges */
+        uint64_t probe_held_max_ns; /* longest hold of one thread in a probe */
         /* When refused: who was in the way. */
         pid_t busy_tid;
         char busy_what[512];

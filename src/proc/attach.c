@@ -975,6 +975,113 @@ int proc_stop_all(struct proc *p, struct errbuf *err)
         return proc_stop_all_visit(p, NULL, NULL, err);
 }
 
+static int resume_kept(struct proc *p, struct proc_thread *t);
+
+/* Visit and resume every thread that is stopped for the probe. 1 when
+ * some thread is still on its way, 0 when all are done, < 0 from visit()
+ * or from resuming. */
+static int probe_pass(struct proc *p, proc_visit_fn visit, void *userdata,
+                      uint64_t *held_max)
+{
+        bool waiting = false;
+
+        for (size_t i = 0; i < p->n_threads; i++) {
+                struct proc_thread *t = p->threads[i];
+                int r;
+
+                if (t->visited || t->state == PROC_THREAD_GONE)
+                        continue;
+                if (t->state == PROC_THREAD_RUNNING) {
+                        waiting = waiting || t->want_stop;
+                        continue;
+                }
+                /* Stopped: for us (want_stop), or by job control. */
+                t->visited = true;
+                r = t->unborn ? 0 : visit(p, t, userdata);
+                if (t->want_stop) {
+                        int q = resume_kept(p, t);
+                        *held_max = MAX(*held_max, now_ns() - t->stopped_ns);
+                        if (q < 0 && r >= 0)
+                                r = q;
+                }
+                if (r < 0)
+                        return r;
+        }
+        return waiting ? 1 : 0;
+}
+
+int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata,
+                   uint64_t *ret_held_max_ns, struct errbuf *err)
+{
+        uint64_t deadline = now_ns() + p->stop_timeout_ns, held_max = 0;
+        int r;
+
+        if (!p->attached)
+                return -ENOTCONN;
+        if (proc_gone(p)) {
+                gone_message(p, err);
+                return -ESRCH;
+        }
+        while ((r = proc_wait_one(p, 0, 0, NULL)) > 0)
+                ;
+        if (r < 0)
+                goto fail;
+        for (size_t i = 0; i < p->n_threads; i++) {
+                struct proc_thread *t = p->threads[i];
+
+                t->visited = false;
+                if (t->state != PROC_THREAD_RUNNING || t->new_thread)
+                        continue;
+                t->want_stop = true;
+                if (!t->interrupt_sent) {
+                        r = interrupt_thread(t);
+                        if (r < 0)
+                                goto fail;
+                }
+        }
+        while ((r = probe_pass(p, visit, userdata, &held_max)) > 0) {
+                uint64_t now = now_ns();
+
+                if (proc_gone(p)) {
+                        r = -ESRCH;
+                        goto fail;
+                }
+                if (now >= deadline) {
+                        const struct proc_thread *t = first_running(p);
+                        errbuf_set(err, "thread %d of pid %d did not stop within %.1f s",
+                                   t ? t->tid : 0, p->pid, (double)p->stop_timeout_ns / 1e9);
+                        r = -ETIMEDOUT;
+                        goto fail;
+                }
+                r = proc_wait_one(p, deadline - now, 0, NULL);
+                if (r < 0)
+                        goto fail;
+        }
+        if (ret_held_max_ns)
+                *ret_held_max_ns = held_max;
+        if (r == 0)
+                return 0;
+fail:
+        /* Threads not probed yet go on: one that stops later for our
+         * interrupt is resumed by the event handler (no want_stop). */
+        for (size_t i = 0; i < p->n_threads; i++) {
+                struct proc_thread *t = p->threads[i];
+
+                if (!t->want_stop)
+                        continue;
+                t->want_stop = false;
+                if (t->state == PROC_THREAD_STOPPED)
+                        (void)resume_kept(p, t);
+        }
+        if (ret_held_max_ns)
+                *ret_held_max_ns = held_max;
+        if (r == -ESRCH || proc_gone(p)) {
+                gone_message(p, err);
+                return -ESRCH;
+        }
+        return r;
+}
+
 static int resume_kept(struct proc *p, struct proc_thread *t)
 {
         int r;

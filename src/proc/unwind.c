@@ -757,16 +757,17 @@ int proc_unwinder_new(struct proc *p, struct proc_unwinder **ret, struct errbuf 
         const char *e;
         int r;
 
-        u = malloc(sizeof(*u));
+        u = calloc(1, sizeof(*u));
         if (!u)
                 return -ENOMEM;
-        /* Every page of it written now, not in the stop window: the CFI
-         * cache and the stack chunks are large, and a zero page first
-         * written in the window costs a fault (~13 µs here; the first
-         * unwind of a window took ~60 µs with 3 of them). explicit_bzero,
-         * because malloc+memset may be folded into calloc, which leaves the
-         * pages untouched. */
-        explicit_bzero(u, sizeof(*u));
+        /* The stack chunks are written now, not in the stop window: a
+         * fresh zero page first written there costs a fault (~13 µs here;
+         * the first unwind of a window took ~60 µs with 3 of them).
+         * explicit_bzero, because a plain memset after calloc may be left
+         * out by the compiler. The CFI cache is faulted in by
+         * proc_unwinder_warm*(), slot by slot: all of it would be ~30
+         * pages, 0.5 ms. */
+        explicit_bzero(u->chunks, sizeof(u->chunks));
         u->p = p;
         u->pid = proc_pid(p);
         e = secure_getenv("LIVEUP_UNWIND");

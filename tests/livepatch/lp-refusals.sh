@@ -12,7 +12,7 @@
 # gone.
 . "${LIVEUP_TESTS_DIR:-$(dirname "$0")}/lplib.sh"
 
-plan 67
+plan 68
 
 # After a refused first apply: exit 1, one line, the behaviour (delta
 # $2) and the map as they were, nothing applied. $1: the victim id.
@@ -68,6 +68,18 @@ check "busy function: the message names the function and the thread" \
         said "refusing to patch pid $pid: function 'wait_here' is on the stack of thread $tid (\"blocker\"); retried for "
 [ "$ELAPSED_MS" -lt 4500 ]
 ok $? "busy function: refused after the 0.5 s timeout, not the default 5 s ($ELAPSED_MS ms)"
+# Each retry begins with a probe (every thread stopped alone, its stack
+# checked): a probe that finds wait_here() busy backs off at once, so
+# the check never stopped the process as a whole (attempts 0; the stops
+# are the first patch's preparation, which maps the arena, and its undoing).
+run_liveup apply --json --timeout 0.3 "$pid" "$T/fix-wait.lpo"
+check "busy function, --json: the check never stopped every thread, every probe found it busy" json_check "$T/lu.out" "
+p = d['processes'][0]
+if p['applied']: fail('applied')
+if p['attempts'] != 0: fail('attempts %d' % p['attempts'])
+if p['probes'] < 1 or p['probes_busy'] != p['probes']: fail('probes %d busy %d' % (p['probes'], p['probes_busy']))
+if 'wait_here' not in p['error']: fail(p['error'])
+"
 
 # No permission: liveup as nobody against a root process.
 chmod 755 "$T"

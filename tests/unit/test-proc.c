@@ -422,6 +422,69 @@ TEST(stop_all_stops_every_thread)
         stop_victim(pid);
 }
 
+struct probe_seen {
+        pid_t tids[64];
+        size_t n;
+        size_t stop_after; /* return -EBUSY at this visit (0: never) */
+        bool all_in_stop;
+};
+
+static int probe_visit(struct proc *p, struct proc_thread *t, void *userdata)
+{
+        struct probe_seen *s = userdata;
+        char st = 0;
+
+        if (procfs_thread_state(proc_pid(p), t->tid, &st) < 0 || st != 't')
+                s->all_in_stop = false;
+        if (s->n < ELEMENTSOF(s->tids))
+                s->tids[s->n] = t->tid;
+        s->n++;
+        return s->stop_after && s->n == s->stop_after ? -EBUSY : 0;
+}
+
+/* proc_probe_all(): every thread visited once, in a stop of its own, and
+ * running again afterwards with nothing noticed (no EINTR); a visit that
+ * returns < 0 ends the probe with that value, and the threads still on
+ * their way are let go as their stops are served. */
+TEST(probe_visits_each_thread_once_and_lets_it_go)
+{
+        pid_t pid = start_victim(V_BUSY | V_BLOCKED, 3);
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        struct probe_seen seen = { .all_in_stop = true };
+        struct errbuf e = {};
+        uint64_t held = 0;
+
+        CHECK_OK(proc_attach(pid, NULL, &p, &e));
+        size_t n = proc_n_threads(p);
+        CHECK_OK(proc_probe_all(p, probe_visit, &seen, &held, &e));
+        CHECK(seen.n == n);
+        CHECK(seen.all_in_stop);
+        CHECK(held > 0);
+        for (size_t i = 0; i < seen.n && i < ELEMENTSOF(seen.tids); i++) {
+                CHECK(proc_thread_by_tid(p, seen.tids[i]) != NULL);
+                for (size_t k = 0; k < i; k++)
+                        CHECK(seen.tids[k] != seen.tids[i]);
+        }
+        for (size_t i = 0; i < n; i++)
+                CHECK(proc_thread_at(p, i)->state == PROC_THREAD_RUNNING);
+        long before = atomic_load(&sh->progress);
+        CHECK(wait_progress(before) > before);
+
+        /* Ended by the second visit. */
+        struct probe_seen two = { .stop_after = 2, .all_in_stop = true };
+        CHECK_ERR(proc_probe_all(p, probe_visit, &two, &held, &e), EBUSY);
+        CHECK(two.n == 2);
+        CHECK_OK(proc_wait_events(p, 100 * 1000000ull));
+        for (size_t i = 0; i < proc_n_threads(p); i++)
+                CHECK(proc_thread_at(p, i)->state == PROC_THREAD_RUNNING);
+        before = atomic_load(&sh->progress);
+        CHECK(wait_progress(before) > before);
+        CHECK_OK(proc_detach(p));
+        CHECK(atomic_load(&sh->eintr) == 0);
+        check_reader_works();
+        stop_victim(pid);
+}
+
 /* The heart of "without disturbing it": 1000 attach/stop/resume/detach
  * cycles while signals arrive; afterwards no EINTR in any blocked thread,
  * every signal delivered exactly once, every thread still working. */
