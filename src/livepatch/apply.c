@@ -23,10 +23,13 @@
  *      at 16 threads);
  *   5. link the patch for that place, and copy it in (nothing points at
  *      it yet, so the threads may run);
- *   6. the transition: all threads stopped, no stack in a replaced
- *      function (or in a replacement being replaced), then the jumps are
- *      written and the record marked APPLIED, all within one stop window;
- *   7. detach.
+ *   6. the transition (transition.c): a probe (each thread stopped
+ *      alone, its stack checked, resumed), then all threads stopped, no
+ *      stack in a replaced function (or in a replacement being replaced),
+ *      the jumps written and the record marked APPLIED, and every thread
+ *      let go (PTRACE_DETACH), all within one stop window. Before it,
+ *      each entry gets its own bytes written back (pretouch_entries), so
+ *      that the page is copied on write then, not in the window.
  * revert is the mirror: the patch's code must be on no stack; the saved
  * bytes go back and the registry record goes, in one stop window. An
  * image in an arena is not unmapped: removing the record frees its space
@@ -465,6 +468,7 @@ static int map_range(struct apply_ctx *c, uint64_t rx, uint64_t rw, uint64_t *re
                         break;
                 if (!in_reach(c->obj, hint, rx + rw) || overlaps_known(c, hint, rx + rw))
                         continue;
+                e = (struct errbuf){};
                 r = proc_mmap(c->p, hint, rx, PROT_READ | PROT_EXEC,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0, &got,
                               &e);
@@ -480,7 +484,7 @@ static int map_range(struct apply_ctx *c, uint64_t rx, uint64_t rw, uint64_t *re
                 if (rw > 0) {
                         r = proc_mmap(c->p, hint + rx, rw, PROT_READ | PROT_WRITE,
                                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0,
-                                      &got_data, NULL);
+                                      &got_data, &e);
                         if (r >= 0 && got_data != hint + rx) {
                                 (void)proc_munmap(c->p, got_data, rw, NULL);
                                 r = -ENOSPC;
@@ -497,11 +501,6 @@ static int map_range(struct apply_ctx *c, uint64_t rx, uint64_t rw, uint64_t *re
         }
         if (r == -ESRCH)
                 errbuf_set(err, "pid %d exited during the operation", c->pid);
-        else if (r == -EAGAIN)
-                /* proc_syscall: every thread is in a group stop. */
-                errbuf_set(err, "cannot patch pid %d while it is stopped (job control): a first "
-                           "patch near '%s' maps memory, which needs a thread that runs; send "
-                           "SIGCONT first", c->pid, c->obj->path);
         else if (r < 0 && !try_elsewhere(r) && r != -ENOSPC)
                 errbuf_set(err, "cannot map memory in pid %d: %s", c->pid,
                            errbuf_or_strerror(&e, r));
@@ -766,6 +765,17 @@ static int prepare_window(struct apply_ctx *c, struct errbuf *err)
         r = lp_window_open(c->p, &w, err);
         if (r < 0)
                 return r;
+        if (proc_job_stopped(c->p)) {
+                /* Remote syscalls need a thread that runs. */
+                errbuf_set(err, "cannot patch pid %d while it is stopped (job control): %s "
+                           "near '%s' maps memory, which needs a thread that runs; send "
+                           "SIGCONT first", c->pid,
+                           c->arena < 0 && arena_wanted(c) ? "a first patch"
+                                                            : "this patch (memory of its own)",
+                           c->obj->path);
+                r = -EAGAIN;
+                goto out;
+        }
         if (c->arena < 0 && arena_wanted(c)) {
                 r = map_range(c, ARENA_TEXT_SIZE, ARENA_DATA_SIZE, &arena, err);
                 if (r < 0)
@@ -1194,15 +1204,22 @@ static int revert_index(struct proc *p, struct proc_unwinder *u, struct lp_regis
         range.name = names;
         snprintf(res->id, sizeof(res->id), "%s", pt->id);
         res->n_funcs = pt->n_funcs;
+        if (pt->arena == 0) { /* it will munmap, in a thread that must run */
+                if (proc_job_stopped(p)) {
+                        errbuf_set(err, "cannot revert patch '%s' of pid %d while it is "
+                                   "stopped (job control): its memory of its own is unmapped "
+                                   "by one of its threads, which must run; send SIGCONT first",
+                                   pt->id, proc_pid(p));
+                        return -EAGAIN;
+                }
+                r = proc_inject_prepare(p, err);
+                if (r < 0)
+                        return r;
+        }
         if (pt->state == LP_REG_STATE_APPLIED) {
                 /* Journal: from here on, an interruption completes the revert. */
                 reg->patches[idx].state = LP_REG_STATE_REVERTING;
                 r = lp_registry_store(p, reg, err);
-                if (r < 0)
-                        return r;
-        }
-        if (pt->arena == 0) { /* it will munmap */
-                r = proc_inject_prepare(p, err);
                 if (r < 0)
                         return r;
         }
@@ -1220,8 +1237,10 @@ static int revert_index(struct proc *p, struct proc_unwinder *u, struct lp_regis
 /* Did a killed liveup leave an operation half done (recover() has work)? */
 static bool interrupted(const struct lp_registry *reg)
 {
-        return reg->addr && reg->hdr.n_patches > 0 &&
-               reg->patches[reg->hdr.n_patches - 1].state != LP_REG_STATE_APPLIED;
+        for (uint32_t i = 0; reg->addr && i < reg->hdr.n_patches; i++)
+                if (reg->patches[i].state != LP_REG_STATE_APPLIED)
+                        return true;
+        return false;
 }
 
 /* Finish what a killed liveup left: every record not APPLIED is removed
@@ -1233,17 +1252,20 @@ static int recover(struct proc *p, struct proc_unwinder *u, struct lp_registry *
 {
         int n = 0, r;
 
-        while (reg->hdr.n_patches > 0) {
-                uint32_t top = reg->hdr.n_patches - 1;
+        /* From the top down: an apply is journalled on top; a revert by
+         * id may have been of a patch under others (none of them on its
+         * functions, or it would not have begun). Removing record i moves
+         * only the records above it, which are done. */
+        for (uint32_t i = reg->hdr.n_patches; i-- > 0;) {
                 struct lp_revert_result res = {};
-                uint32_t state = reg->patches[top].state;
+                uint32_t state = reg->patches[i].state;
 
                 if (state == LP_REG_STATE_APPLIED)
-                        break;
+                        continue;
                 log_debug("pid %d: completing an interrupted %s of patch '%s'", proc_pid(p),
                           state == LP_REG_STATE_APPLYING ? "apply" : "revert",
-                          reg->patches[top].id);
-                r = revert_index(p, u, reg, top, timeout, 0, &res, err);
+                          reg->patches[i].id);
+                r = revert_index(p, u, reg, i, timeout, 0, &res, err);
                 if (r < 0) {
                         char msg[sizeof(err->msg)];
                         snprintf(msg, sizeof(msg), "%s", err->msg);

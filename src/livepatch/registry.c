@@ -343,16 +343,19 @@ int lp_registry_store_warm(struct proc *p, struct lp_registry *reg)
 {
         int r;
 
-        if (!reg->addr)
+        if (!reg->addr || reg->hdr.version < 2)
                 return -ENOENT;
-        reg->hdr.version = LP_REG_VERSION;
-        reg->hdr.arena_size = sizeof(struct lp_reg_arena);
-        reg->hdr.generation++;
+        /* Called after the detach, when another liveup may already hold
+         * the process and write the registry: only the hint is written,
+         * the pcs and then their count, never the header's other fields
+         * (this copy of them may be stale by now). A hint torn by a
+         * concurrent writer costs a few useless lookups, nothing more. */
         r = proc_write(p, reg->addr + offsetof(struct lp_registry, warm_pcs) -
                                offsetof(struct lp_registry, hdr),
                        reg->warm_pcs, reg->hdr.n_warm * sizeof(reg->warm_pcs[0]));
         if (r >= 0)
-                r = proc_write(p, reg->addr, &reg->hdr, sizeof(reg->hdr));
+                r = proc_write(p, reg->addr + offsetof(struct lp_reg_header, n_warm),
+                               &reg->hdr.n_warm, sizeof(reg->hdr.n_warm));
         return r;
 }
 

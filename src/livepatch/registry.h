@@ -8,7 +8,9 @@
  * read it there. It is created on the first apply (remote memfd_create,
  * ftruncate, mmap, close) and never unmapped. The tool reads and writes it
  * through proc_read()/proc_write(), only while attached (ptrace admits one
- * tracer at a time, so two liveups never write it at once); the target's
+ * tracer at a time, so two liveups never write it at once), except the
+ * warm pcs hint and its count, written after the detach
+ * (lp_registry_store_warm); the target's
  * own code never reads it, so a write needs no stop window unless it must
  * be atomic with a change the threads could see (the jumps: see apply.c).
  *
@@ -182,7 +184,8 @@ int lp_registry_create(struct proc *p, uint64_t scratch, struct lp_registry *reg
 /* Write the whole registry back. */
 int lp_registry_store(struct proc *p, struct lp_registry *reg, struct errbuf *err);
 
-/* Write reg->warm_pcs (n_warm of them) back, and the header. */
+/* Write reg->warm_pcs (n_warm of them) back, and n_warm: nothing else
+ * (see the top of this file). */
 int lp_registry_store_warm(struct proc *p, struct lp_registry *reg);
 
 /* The last registered patch that replaced function entry `addr`, or NULL. */

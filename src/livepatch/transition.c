@@ -107,14 +107,18 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
                         goto out;
                 }
                 if (r == -EBUSY) {
-                        proc_sched_restore(&sched);
                         res.probes_busy++;
                         log_debug("probe: thread %d busy; each thread held %.0f µs at most",
                                   busy.tid, (double)probe_held / 1e3);
-                        goto backoff;
-                }
-                log_debug("probe: clear; each thread held %.0f µs at most",
-                          (double)probe_held / 1e3);
+                        /* A probe only saves a window that would fail; the
+                         * last chance before the deadline is a window. */
+                        if (now_ns() + backoff <= deadline) {
+                                proc_sched_restore(&sched);
+                                goto backoff;
+                        }
+                } else
+                        log_debug("probe: clear; each thread held %.0f µs at most",
+                                  (double)probe_held / 1e3);
                 t0 = now_ns();
                 /* Each stack is checked as soon as its thread stops, while
                  * the others are still stopping; the first busy one
@@ -134,10 +138,14 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
                 uint64_t t2 = now_ns();
                 int q = 0;
                 if (clear && r >= 0 && (flags & LP_TRANSITION_DETACH)) {
+                        /* The change is made: a failed detach must not
+                         * turn it into a failure the caller would undo.
+                         * (proc_detach lets go of every thread it can.) */
                         q = proc_detach(p);
                         if (q < 0)
-                                errbuf_set(err, "cannot detach from pid %d: %s", proc_pid(p),
-                                           strerror(-q));
+                                log_warning("pid %d: the change is made, but letting go of its "
+                                            "threads failed: %s", proc_pid(p), strerror(-q));
+                        q = 0;
                 } else if (clear)
                         q = proc_resume_all(p, r < 0 ? NULL : err);
                 uint64_t held = now_ns() - t0;

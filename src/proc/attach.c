@@ -87,6 +87,22 @@ bool proc_was_group_stopped(const struct proc *p)
         return p->was_group_stopped;
 }
 
+bool proc_job_stopped(const struct proc *p)
+{
+        size_t live = 0;
+
+        for (size_t i = 0; i < p->n_threads; i++) {
+                const struct proc_thread *t = p->threads[i];
+
+                if (t->state == PROC_THREAD_GONE)
+                        continue;
+                if (!t->group_stop)
+                        return false;
+                live++;
+        }
+        return live > 0;
+}
+
 bool proc_gone(const struct proc *p)
 {
         return p->exited || p->execed;
@@ -1271,6 +1287,70 @@ static void reap_exiting(struct proc *p, pid_t tid)
         }
 }
 
+/* Let go of one thread that is stopped (or gone): registers we changed
+ * first. Returns 0 or the first error. */
+static int detach_thread(struct proc *p, struct proc_thread *t)
+{
+        int r = 0;
+
+        if (t->state == PROC_THREAD_GONE)
+                return 0;
+        if (t->state == PROC_THREAD_STOPPED && t->regs_dirty) {
+                int q = proc_store_regs(t->tid, &t->regs);
+                if (q < 0 && q != -ESRCH)
+                        r = q;
+        }
+        if (ptrace(PTRACE_DETACH, t->tid, 0, 0) < 0) {
+                if (errno == ESRCH)
+                        reap_exiting(p, t->tid);
+                else if (r == 0)
+                        r = -errno;
+        }
+        t->state = PROC_THREAD_GONE;
+        return r;
+}
+
+/* Running threads are let go one by one (PTRACE_DETACH needs a stopped
+ * thread): each is interrupted and detached as soon as it stops, so no
+ * thread waits for the others, as it would in a stop of them all. New
+ * threads born meanwhile are kept at their first stop and let go too. */
+static int detach_rolling(struct proc *p)
+{
+        uint64_t deadline = now_ns() + p->stop_timeout_ns;
+        int r = 0, q;
+
+        p->stopping = true; /* keep every stop until we detach it */
+        for (size_t i = 0; i < p->n_threads; i++) {
+                struct proc_thread *t = p->threads[i];
+
+                if (t->state == PROC_THREAD_RUNNING && !t->interrupt_sent && !t->new_thread) {
+                        q = interrupt_thread(t);
+                        if (q < 0 && r == 0)
+                                r = q;
+                }
+        }
+        for (;;) {
+                for (size_t i = 0; i < p->n_threads; i++)
+                        if (p->threads[i]->state == PROC_THREAD_STOPPED) {
+                                q = detach_thread(p, p->threads[i]);
+                                if (q < 0 && r == 0)
+                                        r = q;
+                        }
+                if (!first_running(p) || proc_gone(p))
+                        return r;
+                uint64_t now = now_ns();
+                if (now >= deadline) {
+                        log_debug("detach: thread %d of pid %d did not stop within %.1f s",
+                                  first_running(p)->tid, p->pid,
+                                  (double)p->stop_timeout_ns / 1e9);
+                        return r ? r : -ETIMEDOUT;
+                }
+                q = proc_wait_one(p, deadline - now, 0, NULL);
+                if (q < 0)
+                        return r ? r : q;
+        }
+}
+
 int proc_detach(struct proc *p)
 {
         int r = 0;
@@ -1281,29 +1361,13 @@ int proc_detach(struct proc *p)
          * the resumed threads cannot preempt us (see sched.c). */
         struct proc_sched_saved sched;
         proc_sched_raise(&sched);
-        if (!proc_gone(p) && first_running(p)) {
-                struct errbuf e = {};
-                r = proc_stop_all(p, &e);
-                if (r < 0)
-                        log_debug("detach: %s", errbuf_or_strerror(&e, r));
-        }
+        if (!proc_gone(p))
+                r = detach_rolling(p);
+        /* What is left: gone, exiting, or did not stop in time. */
         for (size_t i = 0; i < p->n_threads; i++) {
-                struct proc_thread *t = p->threads[i];
-
-                if (t->state == PROC_THREAD_GONE)
-                        continue;
-                if (t->state == PROC_THREAD_STOPPED && t->regs_dirty) {
-                        int q = proc_store_regs(t->tid, &t->regs);
-                        if (q < 0 && q != -ESRCH && r == 0)
-                                r = q;
-                }
-                if (ptrace(PTRACE_DETACH, t->tid, 0, 0) < 0) {
-                        if (errno == ESRCH)
-                                reap_exiting(p, t->tid);
-                        else if (r == 0)
-                                r = -errno;
-                }
-                t->state = PROC_THREAD_GONE;
+                int q = detach_thread(p, p->threads[i]);
+                if (q < 0 && r == 0)
+                        r = q;
         }
         if (proc_gone(p))
                 sweep_after_exec(p);

@@ -127,8 +127,11 @@ int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
 /* Visit every thread in a stop of its own, never all at once: each
  * running thread is interrupted, visited as soon as it stops, and
  * resumed right away, so each is held only for its own visit (the
- * longest such hold in *ret_held_max_ns). Threads already stopped (job
- * control) are visited where they are and stay stopped. What visit()
+ * longest such hold, counted from when its stop was reaped, in
+ * *ret_held_max_ns; it may have waited in the kernel a little before
+ * that, while another thread was being visited). Threads in a group
+ * stop (job control) are interrupted too, visited, and let go back into
+ * it (PTRACE_LISTEN), as by proc_stop_all(). What visit()
  * saw may be stale by the time it returns: a probe, not a consistency
  * point. It also runs the stop path of the tool (and warms what the
  * visits cache) before a window of proc_stop_all_visit(), whose first
@@ -142,6 +145,11 @@ int proc_resume_all(struct proc *p, struct errbuf *err);
 /* Stop or resume one thread. */
 int proc_stop_thread(struct proc *p, struct proc_thread *t, struct errbuf *err);
 int proc_resume_thread(struct proc *p, struct proc_thread *t, struct errbuf *err);
+
+/* True when every thread left is in a group stop (job control: SIGSTOP,
+ * SIGTSTP...) as last seen: then none can run injected code (remote
+ * syscalls refuse with -EAGAIN). */
+bool proc_job_stopped(const struct proc *p);
 
 /* True when the process executed a new program (execve) or exited
  * while attached: the operation must be abandoned. */

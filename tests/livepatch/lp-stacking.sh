@@ -7,7 +7,7 @@
 # were. Options are written after the operands once, as the usage shows.
 . "${LIVEUP_TESTS_DIR:-$(dirname "$0")}/lplib.sh"
 
-plan 39
+plan 46
 
 # The patch ids, in the order `liveup patches --json PID` lists them.
 listed() {
@@ -120,6 +120,30 @@ run_liveup patches "$pid" --json
 if d['processes'][0]['patches'] != []: fail('still %s' % d)
 "
 ok $? "patches PID --json: no patches left"
+
+# A revert by id of a patch under another (on other functions), killed
+# midway: the next liveup completes it although it is not on top.
+build_patch ptag fix-tag lpt-pie-o2
+ok $? "fix-tag.c builds"
+run_liveup apply "$pid" "$T/p1.lpo"
+run_liveup apply "$pid" "$T/ptag.lpo"
+ok $LU_RC "patch 1 (compute) then fix-tag (lpt_tag) on top"
+LIVEUP_TEST_CRASH=mid-revert "$LIVEUP" revert "$pid" "$P1" > /dev/null 2>&1
+[ $? -eq 137 ]
+ok $? "revert of patch 1 (under fix-tag) killed midway, threads stopped"
+states() {
+        "$LIVEUP" patches --json "$pid" | "$PYTHON" -c '
+import json, sys
+print(" ".join(p["state"] for p in json.load(sys.stdin)["processes"][0]["patches"]))'
+}
+[ "$(states)" = "reverting applied" ]
+ok $? "patches shows patch 1 reverting under fix-tag ($(states))"
+run_liveup revert "$pid"
+ok $LU_RC "the next revert (of the top one) runs"
+behaves 0 1
+ok $? "... patch 1's revert was completed: the original compute"
+[ -z "$(states)" ]
+ok $? "... and fix-tag reverted: nothing listed"
 
 check "victim alive and untraced" untraced "$pid"
 victim_say 0 quit
