@@ -23,10 +23,19 @@
  * - apply: per repetition, the real CLI is spawned, `liveup apply --json
  *   PID FILE`, and timed from fork() to the return of waitpid() (end to
  *   end: exec, dynamic linking, reading the patch, attaching, mapping,
- *   linking, the stop window, detaching). Its JSON gives held_max_us
+ *   linking, the stop window, detaching). The bench itself waits at
+ *   SCHED_FIFO (the child is reset to SCHED_OTHER at fork), so that its
+ *   own wake-ups among the busy victims are not counted as the CLI's
+ *   time; the CLI runs at nice 0 as from a shell, then again at nice -20
+ *   and under SCHED_FIFO (as `chrt -f 1 liveup apply` would). Two start
+ *   floors are measured beside it the same way: `liveup --version` (the
+ *   CLI starting and nothing else) and bench-nop, a static program that
+ *   does nothing (starting any process at all). Its JSON gives held_max_us
  *   (the longest stop window: the longest time any thread was held),
  *   held_total_us (all its stop windows: the whole time the threads were
- *   stopped), attempts, and total_us (attach to detach, inside the tool).
+ *   stopped), probe_held_max_us (the longest any one thread was held
+ *   alone by the probe before the window), attempts, and total_us
+ *   (attach to detach, inside the tool).
  *   Then `liveup revert --json PID` (its held_max_us is reported too).
  * Repetitions are 20 ms apart; the first of every series is discarded;
  * medians and p90s (nearest rank) are over the rest.
@@ -105,20 +114,28 @@ static const char fix_callee[] = "unsigned long callee(unsigned long x);\n"
                                  "        return x * 3 + 1;\n"
                                  "}\n";
 
+/* How bench-apply runs a CLI: as from a shell at nice 0, at nice -20, or
+ * at SCHED_FIFO priority 1. */
+enum launch { AT_NICE0, AT_NICE_M20, AT_FIFO };
+
 struct cell {
         unsigned threads;
         struct stats base_window;
         struct stats held_max, held_total, wall, tool_total, revert_held;
         struct stats prepare, switch_w; /* apply's two kinds of window */
+        struct stats probe;             /* longest hold of one thread in a probe */
         double first_prepare_us;        /* the first apply: registry and arena created */
         struct stats wall_nice, tool_total_nice; /* the CLI at nice -20 */
+        struct stats wall_fifo;                  /* the CLI at SCHED_FIFO */
         struct stats start_floor; /* `liveup --version`, fork to exit */
+        struct stats nop_floor;   /* bench-nop (static, does nothing) */
         double attempts_avg;
         unsigned attempts_max;
         unsigned applied, refused;
         char base_error[256];
         char apply_error[512];
         char nice_error[512];
+        char fifo_error[512];
 };
 
 struct call_cost {
@@ -258,17 +275,20 @@ static int child_ask(struct child *c, const char *cmd, char *line, size_t size)
         return -EPROTO;
 }
 
-/* Run a command to completion, at nice level `nice_level` (0: as we run);
- * its stdout (up to size - 1 bytes) in out, the first line of its stderr
- * in err, the wall time from fork() to the return of waitpid() in
- * *ret_us. Returns its exit status, or -errno (-EPERM: that nice level is
- * not allowed). */
-static int run_cmd(char *const argv[], int nice_level, char *out, size_t size, char *err,
+/* Run a command to completion, launched as `how` says; its stdout (up to
+ * size - 1 bytes) in out, the first line of its stderr in err, the wall
+ * time from fork() to the return of waitpid() in *ret_us. We wait at
+ * SCHED_FIFO (reset in the child at fork): with busy victims on every
+ * CPU, a waiting parent at nice 0 is itself woken late, by up to tens of
+ * milliseconds, which is not the command's time. Returns its exit
+ * status, or -errno (-EPERM: that priority is not allowed). */
+static int run_cmd(char *const argv[], enum launch how, char *out, size_t size, char *err,
                    size_t err_size, double *ret_us)
 {
-        int po[2], pe[2], status;
+        int po[2], pe[2], status, r;
         size_t len = 0, elen = 0;
         uint64_t t0, t1;
+        bool raised;
         pid_t pid;
 
         if (pipe2(po, O_CLOEXEC) < 0)
@@ -278,10 +298,12 @@ static int run_cmd(char *const argv[], int nice_level, char *out, size_t size, c
                 close(po[1]);
                 return -errno;
         }
+        raised = fifo_raise();
         t0 = now_ns();
         pid = fork();
         if (pid < 0) {
-                int r = -errno;
+                r = -errno;
+                fifo_lower(raised);
                 close(po[0]);
                 close(po[1]);
                 close(pe[0]);
@@ -289,9 +311,13 @@ static int run_cmd(char *const argv[], int nice_level, char *out, size_t size, c
                 return r;
         }
         if (pid == 0) {
+                struct sched_param sp = { .sched_priority = 1 };
+
                 dup2(po[1], STDOUT_FILENO);
                 dup2(pe[1], STDERR_FILENO);
-                if (nice_level != 0 && setpriority(PRIO_PROCESS, 0, nice_level) < 0)
+                if (how == AT_NICE_M20 && setpriority(PRIO_PROCESS, 0, -20) < 0)
+                        _exit(126);
+                if (how == AT_FIFO && sched_setscheduler(0, SCHED_FIFO, &sp) < 0)
                         _exit(126);
                 execv(argv[0], argv);
                 fprintf(stderr, "cannot run %s: %m\n", argv[0]);
@@ -329,16 +355,18 @@ static int run_cmd(char *const argv[], int nice_level, char *out, size_t size, c
         }
         close(po[0]);
         close(pe[0]);
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return -errno;
+        while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+                ;
         t1 = now_ns();
+        fifo_lower(raised);
+        if (r < 0)
+                return -errno;
         out[len] = 0;
         err[elen] = 0;
         err[strcspn(err, "\n")] = 0;
         if (ret_us)
                 *ret_us = us_since(t0, t1);
-        if (nice_level != 0 && WIFEXITED(status) && WEXITSTATUS(status) == 126)
+        if (how != AT_NICE0 && WIFEXITED(status) && WEXITSTATUS(status) == 126)
                 return -EPERM;
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
@@ -376,7 +404,7 @@ static int build_patch(const struct options *o, const char *name, const char *so
         }
         char *argv[] = { (char *)o->liveup, "build", "--replace", src, "--target",
                          (char *)target, "-o", ret_path, NULL };
-        r = run_cmd(argv, 0, out, sizeof(out), e, sizeof(e), NULL);
+        r = run_cmd(argv, AT_NICE0, out, sizeof(out), e, sizeof(e), NULL);
         if (r != 0) {
                 snprintf(err, err_size, "liveup build for %.200s: %.250s", target,
                          r < 0 ? strerror(-r) : e);
@@ -473,14 +501,14 @@ static struct json_object *first_of(struct json_object *doc, const char *array)
 
 struct sample {
         double wall_us, held_max_us, held_total_us, total_us, revert_held_us;
-        double prepare_us, switch_us;
+        double prepare_us, switch_us, probe_us;
         unsigned attempts;
 };
 
-/* One `liveup apply --json` then `liveup revert --json`, the CLI at nice
- * level `nice_level`. Returns 0 and fills the sample; 1 when apply was
- * refused (exit 1); -errno when the series cannot go on. */
-static int apply_once(const struct options *o, pid_t pid, const char *lpo, int nice_level,
+/* One `liveup apply --json` then `liveup revert --json`, the CLI launched
+ * as `how` says. Returns 0 and fills the sample; 1 when apply was refused
+ * (exit 1); -errno when the series cannot go on. */
+static int apply_once(const struct options *o, pid_t pid, const char *lpo, enum launch how,
                       struct sample *ret, char *error, size_t error_size)
 {
         char pidbuf[16], out[8192], err[512];
@@ -493,12 +521,12 @@ static int apply_once(const struct options *o, pid_t pid, const char *lpo, int n
         char *revert_argv[] = { (char *)o->liveup, "revert", "--json", pidbuf, NULL };
 
         pace();
-        r = run_cmd(apply_argv, nice_level, out, sizeof(out), err, sizeof(err), &smp.wall_us);
+        r = run_cmd(apply_argv, how, out, sizeof(out), err, sizeof(err), &smp.wall_us);
         doc = json_tokener_parse(out);
         p = first_of(doc, "processes");
         if (r != 0 || !p) {
                 snprintf(error, error_size, "apply exit %d: %.400s", r,
-                         r == -EPERM ? "nice level refused" : err[0] ? err : "no JSON");
+                         r == -EPERM ? "priority refused" : err[0] ? err : "no JSON");
                 json_object_put(doc);
                 return r == 1 && p ? 1 : -EIO;
         }
@@ -506,12 +534,13 @@ static int apply_once(const struct options *o, pid_t pid, const char *lpo, int n
         smp.held_total_us = (double)json_int(p, "held_total_us");
         smp.prepare_us = (double)json_int(p, "prepare_us");
         smp.switch_us = (double)json_int(p, "switch_us");
+        smp.probe_us = (double)json_int(p, "probe_held_max_us");
         smp.total_us = (double)json_int(p, "total_us");
         smp.attempts = (unsigned)json_int(p, "attempts");
         json_object_put(doc);
 
         pace();
-        r = run_cmd(revert_argv, nice_level, out, sizeof(out), err, sizeof(err), NULL);
+        r = run_cmd(revert_argv, how, out, sizeof(out), err, sizeof(err), NULL);
         doc = json_tokener_parse(out);
         p = first_of(doc, "reverted");
         if (r != 0 || !p) {
@@ -526,19 +555,33 @@ static int apply_once(const struct options *o, pid_t pid, const char *lpo, int n
         return 0;
 }
 
+/* The wall time of `argv` run at nice 0, added to `s` when it exits 0. */
+static void time_start(const char *const argv[], struct series *s)
+{
+        char out[64], err[64];
+        double us = 0;
+
+        pace();
+        if (run_cmd((char *const *)argv, AT_NICE0, out, sizeof(out), err, sizeof(err), &us) == 0)
+                s->v[s->n++] = us;
+}
+
 static void run_apply(const struct options *o, pid_t pid, const char *lpo, struct cell *c)
 {
         struct series held_max = {}, held_total = {}, wall = {}, total = {}, revert_held = {},
-                      wall_nice = {}, total_nice = {}, floor = {}, prepare = {}, switch_w = {};
+                      wall_nice = {}, total_nice = {}, floor = {}, prepare = {}, switch_w = {},
+                      wall_fifo = {}, nop = {}, probe = {};
         double attempts_sum = 0;
         unsigned attempts_n = 0;
-        bool nice_ok = true;
+        bool nice_ok = true, fifo_ok_cli = true;
 
         if (series_init(&held_max, o->reps) < 0 || series_init(&held_total, o->reps) < 0 ||
             series_init(&wall, o->reps) < 0 || series_init(&total, o->reps) < 0 ||
             series_init(&revert_held, o->reps) < 0 || series_init(&wall_nice, o->reps) < 0 ||
             series_init(&total_nice, o->reps) < 0 || series_init(&floor, o->reps) < 0 ||
-            series_init(&prepare, o->reps) < 0 || series_init(&switch_w, o->reps) < 0) {
+            series_init(&prepare, o->reps) < 0 || series_init(&switch_w, o->reps) < 0 ||
+            series_init(&wall_fifo, o->reps) < 0 || series_init(&nop, o->reps) < 0 ||
+            series_init(&probe, o->reps) < 0) {
                 snprintf(c->apply_error, sizeof(c->apply_error), "out of memory");
                 goto out;
         }
@@ -546,7 +589,8 @@ static void run_apply(const struct options *o, pid_t pid, const char *lpo, struc
                 struct sample smp;
                 int r;
 
-                r = apply_once(o, pid, lpo, 0, &smp, c->apply_error, sizeof(c->apply_error));
+                r = apply_once(o, pid, lpo, AT_NICE0, &smp, c->apply_error,
+                               sizeof(c->apply_error));
                 if (r < 0)
                         goto out;
                 if (r > 0) {
@@ -559,6 +603,7 @@ static void run_apply(const struct options *o, pid_t pid, const char *lpo, struc
                 held_total.v[held_total.n++] = smp.held_total_us;
                 prepare.v[prepare.n++] = smp.prepare_us;
                 switch_w.v[switch_w.n++] = smp.switch_us;
+                probe.v[probe.n++] = smp.probe_us;
                 if (rep == 0)
                         c->first_prepare_us = smp.prepare_us;
                 total.v[total.n++] = smp.total_us;
@@ -569,29 +614,32 @@ static void run_apply(const struct options *o, pid_t pid, const char *lpo, struc
                         c->attempts_max = MAX(c->attempts_max, smp.attempts);
                 }
 
-                /* The floor of any CLI run beside the same busy victim:
-                 * starting the program and its libraries, nothing else. */
-                {
-                        char *const argv[] = { (char *)o->liveup, "--version", NULL };
-                        char out[64], err[64];
-                        double us = 0;
-                        pace();
-                        if (run_cmd(argv, 0, out, sizeof(out), err, sizeof(err), &us) == 0)
-                                floor.v[floor.n++] = us;
-                }
+                /* The floors beside the same busy victim: the CLI
+                 * starting (its libraries, nothing else), and any program
+                 * starting at all. */
+                time_start((const char *const[]){ o->liveup, "--version", NULL }, &floor);
+                time_start((const char *const[]){ BENCH_DIR "/bench-nop", NULL }, &nop);
 
-                /* The same with the tool at nice -20: how much of the end
-                 * to end time is the tool waiting for a CPU. */
-                if (!nice_ok)
-                        continue;
-                r = apply_once(o, pid, lpo, -20, &smp, c->nice_error, sizeof(c->nice_error));
-                if (r < 0) {
-                        nice_ok = false;
-                        continue;
+                /* The same apply with the CLI at nice -20, then at
+                 * SCHED_FIFO: how much of the end to end time is waiting
+                 * for a CPU. */
+                if (nice_ok) {
+                        r = apply_once(o, pid, lpo, AT_NICE_M20, &smp, c->nice_error,
+                                       sizeof(c->nice_error));
+                        if (r < 0)
+                                nice_ok = false;
+                        else if (r == 0) {
+                                wall_nice.v[wall_nice.n++] = smp.wall_us;
+                                total_nice.v[total_nice.n++] = smp.total_us;
+                        }
                 }
-                if (r == 0) {
-                        wall_nice.v[wall_nice.n++] = smp.wall_us;
-                        total_nice.v[total_nice.n++] = smp.total_us;
+                if (fifo_ok_cli) {
+                        r = apply_once(o, pid, lpo, AT_FIFO, &smp, c->fifo_error,
+                                       sizeof(c->fifo_error));
+                        if (r < 0)
+                                fifo_ok_cli = false;
+                        else if (r == 0)
+                                wall_fifo.v[wall_fifo.n++] = smp.wall_us;
                 }
         }
 out:
@@ -603,8 +651,11 @@ out:
         c->wall_nice = stats_of(&wall_nice, 1);
         c->tool_total_nice = stats_of(&total_nice, 1);
         c->start_floor = stats_of(&floor, 1);
+        c->nop_floor = stats_of(&nop, 1);
+        c->wall_fifo = stats_of(&wall_fifo, 1);
         c->prepare = stats_of(&prepare, 1);
         c->switch_w = stats_of(&switch_w, 1);
+        c->probe = stats_of(&probe, 1);
         c->attempts_avg = attempts_n ? attempts_sum / attempts_n : 0;
         series_done(&held_max);
         series_done(&held_total);
@@ -614,8 +665,11 @@ out:
         series_done(&wall_nice);
         series_done(&total_nice);
         series_done(&floor);
+        series_done(&nop);
+        series_done(&wall_fifo);
         series_done(&prepare);
         series_done(&switch_w);
+        series_done(&probe);
 }
 
 /* ---- call cost ------------------------------------------------------------ */
@@ -666,7 +720,7 @@ static void run_call_cost(const struct options *o, struct call_cost *cc)
         if (measure_calls(&t, &cc->direct, cc->error, sizeof(cc->error)) < 0)
                 goto out;
         char *apply_argv[] = { (char *)o->liveup, "apply", pidbuf, lpo, NULL };
-        r = run_cmd(apply_argv, 0, out, sizeof(out), err, sizeof(err), NULL);
+        r = run_cmd(apply_argv, AT_NICE0, out, sizeof(out), err, sizeof(err), NULL);
         if (r != 0) {
                 snprintf(cc->error, sizeof(cc->error), "apply exit %d: %.400s", r, err);
                 goto out;
@@ -674,7 +728,7 @@ static void run_call_cost(const struct options *o, struct call_cost *cc)
         if (measure_calls(&t, &cc->patched, cc->error, sizeof(cc->error)) < 0)
                 goto out;
         char *revert_argv[] = { (char *)o->liveup, "revert", pidbuf, NULL };
-        r = run_cmd(revert_argv, 0, out, sizeof(out), err, sizeof(err), NULL);
+        r = run_cmd(revert_argv, AT_NICE0, out, sizeof(out), err, sizeof(err), NULL);
         if (r != 0) {
                 snprintf(cc->error, sizeof(cc->error), "revert exit %d: %.400s", r, err);
                 goto out;
@@ -710,9 +764,9 @@ static void print_table_header(const struct options *o)
                 printf("baseline tracer: SCHED_FIFO priority 1 during each window\n");
         else
                 printf("baseline tracer: normal priority (SCHED_FIFO refused: %s)\n", fifo_error);
-        printf("\nstop windows (µs):\n%7s  %13s  %13s  %5s  %-4s  %13s  %5s  %13s  %9s  %13s  "
+        printf("\nstop windows (µs):\n%7s  %13s  %13s  %5s  %-4s  %13s  %11s  %13s  %9s  %13s  "
                "%8s  %13s\n",
-               "threads", "baseline", "held", "ratio", "≤1.5", "switch", "ratio", "prepare",
+               "threads", "baseline", "held", "ratio", "≤1.5", "switch", "probe", "prepare",
                "1st prep", "all stops", "attempts", "revert");
 }
 
@@ -728,8 +782,8 @@ static void fmt_ratio(char *buf, size_t size, const struct stats *a, const struc
 
 static void print_table_row(const struct cell *c)
 {
-        char base[32], held[32], sw[32], prep[32], first[32], total[32], rev[32],
-                ratio[16], sratio[16], att[16] = "n/a";
+        char base[32], held[32], sw[32], prep[32], first[32], total[32], rev[32], probe[32],
+                ratio[16], att[16] = "n/a";
         double q = ratio_of(&c->held_max, &c->base_window);
 
         fmt_stat(base, sizeof(base), &c->base_window);
@@ -739,34 +793,39 @@ static void print_table_row(const struct cell *c)
         fmt_stat(total, sizeof(total), &c->held_total);
         fmt_stat(rev, sizeof(rev), &c->revert_held);
         fmt_ratio(ratio, sizeof(ratio), &c->held_max, &c->base_window);
-        fmt_ratio(sratio, sizeof(sratio), &c->switch_w, &c->base_window);
+        fmt_stat(probe, sizeof(probe), &c->probe);
         snprintf(first, sizeof(first), "%.0f", c->first_prepare_us);
         if (c->applied > 1)
                 snprintf(att, sizeof(att), "%.1f", c->attempts_avg);
-        printf("%7u  %13s  %13s  %5s  %-4s  %13s  %5s  %13s  %9s  %13s  %8s  %13s\n",
+        printf("%7u  %13s  %13s  %5s  %-4s  %13s  %11s  %13s  %9s  %13s  %8s  %13s\n",
                c->threads, base, held, ratio,
-               isnan(q) ? "" : q <= GOAL_HELD_RATIO ? "yes" : "no", sw, sratio, prep, first,
+               isnan(q) ? "" : q <= GOAL_HELD_RATIO ? "yes" : "no", sw, probe, prep, first,
                total, att, rev);
         fflush(stdout);
 }
 
 static void print_time_table(const struct cell *cells, size_t n)
 {
-        printf("\nend to end (ms):\n%7s  %13s  %-4s  %13s  %13s  %13s\n", "threads", "apply",
-               "≤5ms", "start floor", "in tool", "apply at -20");
+        printf("\nend to end (ms):\n%7s  %13s  %-4s  %13s  %13s  %-4s  %13s  %13s  %13s\n",
+               "threads", "apply", "≤5ms", "apply at -20", "apply at FIFO", "≤5ms", "in tool",
+               "liveup start", "any start");
         for (size_t i = 0; i < n; i++) {
                 const struct cell *c = &cells[i];
-                char wall[32], tool[32], wall_nice[32], start[32];
-                const char *goal = "";
+                char wall[32], tool[32], wall_nice[32], wall_fifo[32], start[32], nop[32];
+                const char *goal = "", *goal_fifo = "";
 
                 fmt_ms(wall, sizeof(wall), &c->wall);
                 fmt_ms(tool, sizeof(tool), &c->tool_total);
                 fmt_ms(wall_nice, sizeof(wall_nice), &c->wall_nice);
+                fmt_ms(wall_fifo, sizeof(wall_fifo), &c->wall_fifo);
                 fmt_ms(start, sizeof(start), &c->start_floor);
+                fmt_ms(nop, sizeof(nop), &c->nop_floor);
                 if (c->threads == GOAL_APPLY_THREADS && c->wall.valid)
                         goal = c->wall.median / 1000 <= GOAL_APPLY_MS ? "yes" : "no";
-                printf("%7u  %13s  %-4s  %13s  %13s  %13s\n", c->threads, wall, goal, start,
-                       tool, wall_nice);
+                if (c->threads == GOAL_APPLY_THREADS && c->wall_fifo.valid)
+                        goal_fifo = c->wall_fifo.median / 1000 <= GOAL_APPLY_MS ? "yes" : "no";
+                printf("%7u  %13s  %-4s  %13s  %13s  %-4s  %13s  %13s  %13s\n", c->threads, wall,
+                       goal, wall_nice, wall_fifo, goal_fifo, tool, start, nop);
         }
 }
 
@@ -794,7 +853,8 @@ static void print_table_notes(const struct cell *cells, size_t n)
         for (size_t i = 0; i < n; i++) {
                 const struct cell *c = &cells[i];
 
-                if (c->base_error[0] || c->apply_error[0] || c->refused || c->nice_error[0]) {
+                if (c->base_error[0] || c->apply_error[0] || c->refused || c->nice_error[0] ||
+                    c->fifo_error[0]) {
                         if (!any)
                                 printf("\n");
                         any = true;
@@ -807,6 +867,9 @@ static void print_table_notes(const struct cell *cells, size_t n)
                                c->apply_error[0] ? "; last error: " : "", c->apply_error);
                 if (c->nice_error[0])
                         printf("%u threads, apply at nice -20: %s\n", c->threads, c->nice_error);
+                if (c->fifo_error[0])
+                        printf("%u threads, apply at SCHED_FIFO: %s\n", c->threads,
+                               c->fifo_error);
         }
         printf("\nbaseline = bare PTRACE_INTERRUPT/waitpid/GETREGS/CONT of every thread;\n"
                "held = apply's held_max_us, the longest stop window (the longest any thread "
@@ -814,7 +877,10 @@ static void print_table_notes(const struct cell *cells, size_t n)
                "ratio = held / baseline (medians), goal ≤ %.1f;\n"
                "switch = the window of the stop check: stopping every thread, unwinding every "
                "stack,\n"
-               "  writing the jump and the registry, resuming; its ratio to the baseline;\n"
+               "  writing the jump and the registry, detaching;\n"
+               "probe = apply's probe_held_max_us: before the window, every thread is stopped "
+               "alone,\n"
+               "  its stack checked and resumed; the longest any one thread was held so;\n"
                "prepare = the preparation window: every thread stopped while one runs the "
                "remote\n"
                "  syscalls; only the first patch near the object has one (mmap of the "
@@ -831,13 +897,21 @@ static void print_table_notes(const struct cell *cells, size_t n)
                "revert = revert's held_max_us (an image in an arena is not unmapped: its "
                "space is freed\n"
                "  by a registry write);\n"
-               "apply = `liveup apply` end to end, fork to exit, goal ≤ %.0f ms at %d "
-               "threads;\n"
-               "start floor = `liveup --version` end to end beside the same victim: starting "
-               "the CLI\n"
-               "  (fork, exec, dynamic linking) and nothing else, measured in the same run;\n"
-               "in tool = apply's total_us, attach to detach;\n"
-               "apply at -20 = apply end to end, the CLI at nice -20 (the victims at 0).\n",
+               "apply = `liveup apply` end to end, fork to exit, the CLI at nice 0 as from a "
+               "shell,\n"
+               "  goal ≤ %.0f ms at %d threads (the bench waits at SCHED_FIFO, so that its own "
+               "wake-up\n"
+               "  among the busy victims is not counted);\n"
+               "apply at -20 / at FIFO = the same, the CLI at nice -20 / at SCHED_FIFO "
+               "priority 1\n"
+               "  (`chrt -f 1 liveup apply ...`), the victims at nice 0;\n"
+               "in tool = apply's total_us, attach to detach (the CLI at nice 0);\n"
+               "liveup start = `liveup --version` end to end at nice 0 beside the same victim: "
+               "starting\n"
+               "  the CLI (fork, exec, dynamic linking) and nothing else;\n"
+               "any start = bench-nop, a static program that does nothing, the same way: the "
+               "floor of\n"
+               "  starting any process beside these busy threads.\n",
                GOAL_HELD_RATIO, GOAL_APPLY_MS, GOAL_APPLY_THREADS);
 }
 
@@ -865,11 +939,14 @@ static void print_json(const struct options *o, const struct cell *cells, size_t
                 json_stat("held_max", &c->held_max, true);
                 json_stat("held_total", &c->held_total, true);
                 json_stat("switch", &c->switch_w, true);
+                json_stat("probe_held_max", &c->probe, true);
                 json_stat("prepare", &c->prepare, true);
                 printf("\"first_prepare_us\": %.0f, ", c->first_prepare_us);
                 json_stat("apply_wall", &c->wall, true);
                 json_stat("apply_in_tool", &c->tool_total, true);
                 json_stat("start_floor", &c->start_floor, true);
+                json_stat("start_nop", &c->nop_floor, true);
+                json_stat("apply_wall_fifo", &c->wall_fifo, true);
                 json_stat("apply_wall_nice_minus_20", &c->wall_nice, true);
                 json_stat("apply_in_tool_nice_minus_20", &c->tool_total_nice, true);
                 json_stat("revert_held_max", &c->revert_held, true);
@@ -883,6 +960,8 @@ static void print_json(const struct options *o, const struct cell *cells, size_t
                 json_error(c->apply_error);
                 printf(", \"nice_error\": ");
                 json_error(c->nice_error);
+                printf(", \"fifo_error\": ");
+                json_error(c->fifo_error);
                 printf("}");
         }
         printf("\n], \"call_cost_ns\": {");
