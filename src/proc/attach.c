@@ -869,6 +869,18 @@ static void gone_message(struct proc *p, struct errbuf *err)
                 errbuf_set(err, "pid %d exited during the operation", p->pid);
 }
 
+/* Can threads of `p` be stopped: attached, and the process still there? */
+static int ready_to_stop(struct proc *p, struct errbuf *err)
+{
+        if (!p->attached)
+                return -ENOTCONN;
+        if (proc_gone(p)) {
+                gone_message(p, err);
+                return -ESRCH;
+        }
+        return 0;
+}
+
 /* Call visit() for one stopped thread not visited yet: 1 if it did, 0
  * if there was none, < 0 from visit(). */
 static int visit_one(struct proc *p, proc_visit_fn visit, void *userdata)
@@ -892,12 +904,9 @@ int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
         bool abandoned = false;
         int r;
 
-        if (!p->attached)
-                return -ENOTCONN;
-        if (proc_gone(p)) {
-                gone_message(p, err);
-                return -ESRCH;
-        }
+        r = ready_to_stop(p, err);
+        if (r < 0)
+                return r;
         p->stopping = true;
         for (size_t i = 0; i < p->n_threads; i++)
                 p->threads[i]->visited = false;
@@ -1032,12 +1041,9 @@ int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata,
         uint64_t deadline = now_ns() + p->stop_timeout_ns, held_max = 0;
         int r;
 
-        if (!p->attached)
-                return -ENOTCONN;
-        if (proc_gone(p)) {
-                gone_message(p, err);
-                return -ESRCH;
-        }
+        r = ready_to_stop(p, err);
+        if (r < 0)
+                return r;
         while ((r = proc_wait_one(p, 0, 0, NULL)) > 0)
                 ;
         if (r < 0)
