@@ -24,8 +24,11 @@ if ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0
         exit 0
 fi
 
+# src/arch loads libcapstone by its soname (meson.build passes it too).
+cs_soname=libcapstone.so.$(pkg-config --modversion capstone | cut -d. -f1)
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
         -D_GNU_SOURCE -std=gnu11 -I"$here/src" $(pkg-config --cflags capstone) \
+        -DCAPSTONE_SONAME="\"$cs_soname\"" \
         "$here/tests/fuzz/fuzz-lpo.c" "$here/src/livepatch/format.c" \
         "$here/src/elf/"*.c "$here/src/base/"*.c "$here/src/arch/x86_64/"*.c \
         $(pkg-config --libs libelf libdw capstone) -lm -o "$out/fuzz-lpo"
