@@ -38,6 +38,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/signalfd.h>
@@ -1002,6 +1003,39 @@ int proc_stop_all(struct proc *p, struct errbuf *err)
 
 static int resume_kept(struct proc *p, struct proc_thread *t);
 
+/* Interrupt running threads not probed yet until `width` are on their
+ * way. Returns how many are on their way or still to go, or < 0. */
+static int probe_launch(struct proc *p, size_t width)
+{
+        size_t flying = 0, left = 0;
+
+        for (size_t i = 0; i < p->n_threads; i++) {
+                const struct proc_thread *t = p->threads[i];
+
+                if (!t->visited && t->state == PROC_THREAD_RUNNING && t->want_stop)
+                        flying++;
+        }
+        for (size_t i = 0; i < p->n_threads; i++) {
+                struct proc_thread *t = p->threads[i];
+
+                if (t->visited || t->state != PROC_THREAD_RUNNING || t->want_stop ||
+                    t->new_thread)
+                        continue;
+                if (flying >= width) {
+                        left++;
+                        continue;
+                }
+                t->want_stop = true;
+                if (!t->interrupt_sent) {
+                        int r = interrupt_thread(t);
+                        if (r < 0)
+                                return r;
+                }
+                flying++;
+        }
+        return (int)MIN(flying + left, (size_t)INT_MAX);
+}
+
 /* Visit and resume every thread that is stopped for the probe. 1 when
  * some thread is still on its way, 0 when all are done, < 0 from visit()
  * or from resuming. */
@@ -1048,20 +1082,28 @@ int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata,
                 ;
         if (r < 0)
                 goto fail;
-        for (size_t i = 0; i < p->n_threads; i++) {
-                struct proc_thread *t = p->threads[i];
-
-                t->visited = false;
-                if (t->state != PROC_THREAD_RUNNING || t->new_thread)
-                        continue;
-                t->want_stop = true;
-                if (!t->interrupt_sent) {
-                        r = interrupt_thread(t);
-                        if (r < 0)
-                                goto fail;
+        for (size_t i = 0; i < p->n_threads; i++)
+                p->threads[i]->visited = false;
+        /* In waves of two threads per CPU: interrupted all at once, the
+         * threads that stop together wait in turn for the visits of the
+         * others (at 16 busy threads on 2 CPUs, 170-300 µs held each
+         * against 40-70 µs in waves of 4), which would make the probe
+         * nearly a second window. The price is time in the tool. */
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        size_t width = 2 * (size_t)(cpus > 0 ? cpus : 1);
+        for (;;) {
+                r = probe_launch(p, width);
+                if (r < 0)
+                        goto fail;
+                int q = probe_pass(p, visit, userdata, &held_max);
+                if (q < 0) {
+                        r = q;
+                        break;
                 }
-        }
-        while ((r = probe_pass(p, visit, userdata, &held_max)) > 0) {
+                if (q == 0 && probe_launch(p, width) == 0) {
+                        r = 0;
+                        break;
+                }
                 uint64_t now = now_ns();
 
                 if (proc_gone(p)) {
@@ -1076,6 +1118,11 @@ int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata,
                         goto fail;
                 }
                 r = proc_wait_one(p, deadline - now, 0, NULL);
+                /* Reap every stop that is in, so that a thread's hold is
+                 * counted from about when it stopped, not from after the
+                 * visits of the others. */
+                while (r > 0)
+                        r = proc_wait_one(p, 0, 0, NULL);
                 if (r < 0)
                         goto fail;
         }

@@ -124,12 +124,11 @@ int proc_stop_all(struct proc *p, struct errbuf *err);
 typedef int (*proc_visit_fn)(struct proc *p, struct proc_thread *t, void *userdata);
 int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
                         struct errbuf *err);
-/* Visit every thread in a stop of its own, never all at once: each
- * running thread is interrupted, visited as soon as it stops, and
- * resumed right away, so each is held only for its own visit (the
- * longest such hold, counted from when its stop was reaped, in
- * *ret_held_max_ns; it may have waited in the kernel a little before
- * that, while another thread was being visited). Threads in a group
+/* Visit every thread in a stop of its own, never all at once: running
+ * threads are interrupted a few at a time (two per CPU), each visited as
+ * soon as it stops and resumed right away, so each is held for about its
+ * own visit (the longest such hold, counted from when its stop was
+ * reaped, in *ret_held_max_ns). Threads in a group
  * stop (job control) are interrupted too, visited, and let go back into
  * it (PTRACE_LISTEN), as by proc_stop_all(). What visit()
  * saw may be stale by the time it returns: a probe, not a consistency
