@@ -1003,6 +1003,8 @@ int proc_stop_all(struct proc *p, struct errbuf *err)
 
 static int resume_kept(struct proc *p, struct proc_thread *t);
 
+#define PROBE_BUDGET_NS (50ull * 1000 * 1000)
+
 /* Interrupt running threads not probed yet until `width` are on their
  * way. Returns how many are on their way or still to go, or < 0. */
 static int probe_launch(struct proc *p, size_t width)
@@ -1081,7 +1083,7 @@ int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata,
         while ((r = proc_wait_one(p, 0, 0, NULL)) > 0)
                 ;
         if (r < 0)
-                goto fail;
+                goto finish;
         for (size_t i = 0; i < p->n_threads; i++)
                 p->threads[i]->visited = false;
         /* In waves of two threads per CPU: interrupted all at once, the
@@ -1091,10 +1093,16 @@ int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata,
          * nearly a second window. The price is time in the tool. */
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         size_t width = 2 * (size_t)(cpus > 0 ? cpus : 1);
+        /* The probe is a prediction and a warm-up, not a check: it has a
+         * budget. When busy threads outnumber the CPUs, each waits for its
+         * turn to run into its stop (256 busy threads on 2 CPUs: ~0.4 s a
+         * wave); after PROBE_BUDGET_NS the threads not probed yet are left
+         * to the window, which checks every stack anyway. */
+        uint64_t budget_end = now_ns() + PROBE_BUDGET_NS;
         for (;;) {
                 r = probe_launch(p, width);
                 if (r < 0)
-                        goto fail;
+                        goto finish;
                 int q = probe_pass(p, visit, userdata, &held_max);
                 if (q < 0) {
                         r = q;
@@ -1108,14 +1116,20 @@ int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata,
 
                 if (proc_gone(p)) {
                         r = -ESRCH;
-                        goto fail;
+                        goto finish;
+                }
+                if (now >= budget_end) {
+                        log_debug("probe: budget of %.0f ms spent; the rest is left to the window",
+                                  (double)PROBE_BUDGET_NS / 1e6);
+                        r = 0;
+                        goto finish; /* not a failure */
                 }
                 if (now >= deadline) {
                         const struct proc_thread *t = first_running(p);
                         errbuf_set(err, "thread %d of pid %d did not stop within %.1f s",
                                    t ? t->tid : 0, p->pid, (double)p->stop_timeout_ns / 1e9);
                         r = -ETIMEDOUT;
-                        goto fail;
+                        goto finish;
                 }
                 r = proc_wait_one(p, deadline - now, 0, NULL);
                 /* Reap every stop that is in, so that a thread's hold is
@@ -1124,13 +1138,13 @@ int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata,
                 while (r > 0)
                         r = proc_wait_one(p, 0, 0, NULL);
                 if (r < 0)
-                        goto fail;
+                        goto finish;
         }
         if (ret_held_max_ns)
                 *ret_held_max_ns = held_max;
         if (r == 0)
                 return 0;
-fail:
+finish:
         /* Threads not probed yet go on: one that stops later for our
          * interrupt is resumed by the event handler (no want_stop). */
         for (size_t i = 0; i < p->n_threads; i++) {
@@ -1144,6 +1158,8 @@ fail:
         }
         if (ret_held_max_ns)
                 *ret_held_max_ns = held_max;
+        if (r == 0)
+                return 0;
         if (r == -ESRCH || proc_gone(p)) {
                 gone_message(p, err);
                 return -ESRCH;
