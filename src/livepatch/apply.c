@@ -440,6 +440,14 @@ static bool overlaps_known(const struct apply_ctx *c, uint64_t start, uint64_t s
         return false;
 }
 
+/* A failed mmap at one candidate address that another may not meet: the
+ * range is taken (MAP_FIXED_NOREPLACE), cannot hold it, or (-ENOSPC, a
+ * kernel without MAP_FIXED_NOREPLACE) was mapped elsewhere. */
+static bool try_elsewhere(int r)
+{
+        return r == -EEXIST || r == -ENOMEM || r == -ENOSPC;
+}
+
 /* Map `rx` bytes r-x and, right after them, `rw` bytes rw- at the first
  * free candidate (threads stopped), in *ret_base. Code is r-x from the
  * start (we write it through /proc/PID/mem, which needs no write
@@ -448,13 +456,6 @@ static bool overlaps_known(const struct apply_ctx *c, uint64_t start, uint64_t s
  * remote syscall instead of two in the window, at the price of its
  * constants being executable, as in the classic text segment. Never
  * writable and executable at once. */
-/* A failed mmap at one candidate address that another may not meet: the
- * range is taken (MAP_FIXED_NOREPLACE) or cannot hold it. */
-static bool try_elsewhere(int r)
-{
-        return r == -EEXIST || r == -ENOMEM;
-}
-
 static int map_range(struct apply_ctx *c, uint64_t rx, uint64_t rw, uint64_t *ret_base,
                      struct errbuf *err)
 {
@@ -501,13 +502,15 @@ static int map_range(struct apply_ctx *c, uint64_t rx, uint64_t rw, uint64_t *re
         }
         if (r == -ESRCH)
                 errbuf_set(err, "pid %d exited during the operation", c->pid);
-        else if (r < 0 && !try_elsewhere(r) && r != -ENOSPC)
+        else if (!try_elsewhere(r))
                 errbuf_set(err, "cannot map memory in pid %d: %s", c->pid,
                            errbuf_or_strerror(&e, r));
-        else
+        else {
                 errbuf_set(err, "found no free address range within 2 GiB of '%s' in pid %d",
                            c->obj->path, c->pid);
-        return r == -ESRCH || (r < 0 && !try_elsewhere(r)) ? r : -ENOSPC;
+                r = -ENOSPC;
+        }
+        return r;
 }
 
 /* ---- Arenas (see the top of this file) ---------------------------------- */
@@ -658,6 +661,18 @@ static void journal_drop(struct apply_ctx *c)
 }
 
 /* Inside the stop window: the jumps, and the record becomes APPLIED. */
+/* Does the entry of `tf` still hold what the journal saved? 0, -ESTALE,
+ * or the error of reading it. */
+static int entry_intact(struct apply_ctx *c, const struct target_func *tf)
+{
+        uint8_t now[LP_ENTRY_BYTES];
+        int r = proc_read(c->p, tf->jump_at, now, tf->jump_len);
+
+        if (r < 0)
+                return r;
+        return memcmp(now, tf->saved, tf->jump_len) == 0 ? 0 : -ESTALE;
+}
+
 static int write_jumps(struct apply_ctx *c, struct errbuf *err)
 {
         struct lp_reg_patch *pt = &c->reg->patches[c->rec];
@@ -667,16 +682,13 @@ static int write_jumps(struct apply_ctx *c, struct errbuf *err)
         /* The entries must still hold what the journal saved. */
         for (size_t i = 0; i < c->n_funcs; i++) {
                 struct target_func *tf = &c->funcs[i];
-                uint8_t now[LP_ENTRY_BYTES];
 
-                r = proc_read(c->p, tf->jump_at, now, tf->jump_len);
-                if (r < 0)
-                        return r;
-                if (memcmp(now, tf->saved, tf->jump_len) != 0) {
+                r = entry_intact(c, tf);
+                if (r == -ESTALE)
                         errbuf_set(err, "the entry of '%s' in pid %d changed meanwhile",
                                    tf->meta->name, c->pid);
-                        return -ESTALE;
-                }
+                if (r < 0)
+                        return r;
         }
         for (; written < c->n_funcs; written++) {
                 struct target_func *tf = &c->funcs[written];
@@ -720,12 +732,9 @@ static void pretouch_entries(struct apply_ctx *c)
 {
         for (size_t i = 0; i < c->n_funcs; i++) {
                 struct target_func *tf = &c->funcs[i];
-                uint8_t now[LP_ENTRY_BYTES];
 
-                if (proc_read(c->p, tf->jump_at, now, tf->jump_len) < 0 ||
-                    memcmp(now, tf->saved, tf->jump_len) != 0)
-                        continue;
-                (void)proc_write(c->p, tf->jump_at, tf->saved, tf->jump_len);
+                if (entry_intact(c, tf) == 0)
+                        (void)proc_write(c->p, tf->jump_at, tf->saved, tf->jump_len);
         }
 }
 

@@ -139,6 +139,49 @@ static int read_remote(pid_t pid, uint64_t addr, void *buf, size_t size)
         return (size_t)n == size ? 0 : -EFAULT;
 }
 
+/* A run of records in use: where it is in the mapping, and here. */
+struct reg_run {
+        size_t off;
+        void *at;
+        size_t len;
+};
+
+/* The runs the header counts, in the mapping's order: patches, funcs,
+ * arenas, warm pcs. Records past the counts are never read or written. */
+#define REG_RUNS 4
+#define REG_RUN(reg, field, n)                                                                     \
+        ((struct reg_run){ offsetof(struct lp_registry, field) - offsetof(struct lp_registry, hdr), \
+                           (reg)->field, (size_t)(n) * sizeof((reg)->field[0]) })
+enum { RUN_PATCHES, RUN_FUNCS, RUN_ARENAS, RUN_WARM };
+
+static void used_runs(struct lp_registry *reg, struct reg_run run[REG_RUNS])
+{
+        run[RUN_PATCHES] = REG_RUN(reg, patches, reg->hdr.n_patches);
+        run[RUN_FUNCS] = REG_RUN(reg, funcs, reg->hdr.n_funcs);
+        run[RUN_ARENAS] = REG_RUN(reg, arenas, reg->hdr.n_arenas);
+        run[RUN_WARM] = REG_RUN(reg, warm_pcs, reg->hdr.n_warm);
+}
+
+static int read_run(pid_t pid, struct proc *p, uint64_t addr, const struct reg_run *run,
+                    struct errbuf *err)
+{
+        int r;
+
+        if (run->len == 0)
+                return 0;
+        r = p ? proc_read(p, addr + run->off, run->at, run->len)
+              : read_remote(pid, addr + run->off, run->at, run->len);
+        if (r < 0)
+                errbuf_set(err, "cannot read the liveup registry of pid %d: %s", pid,
+                           strerror(-r));
+        return r;
+}
+
+static int write_run(struct proc *p, uint64_t addr, const struct reg_run *run)
+{
+        return run->len == 0 ? 0 : proc_write(p, addr + run->off, run->at, run->len);
+}
+
 static int load_with(pid_t pid, struct proc *p, struct lp_registry *reg, struct errbuf *err)
 {
         uint64_t addr, size;
@@ -161,7 +204,6 @@ static int load_with(pid_t pid, struct proc *p, struct lp_registry *reg, struct 
                 errbuf_set(err, "pid %d: its liveup registry is too small", pid);
                 return -EBADMSG;
         }
-        uint8_t *buf = (uint8_t *)&reg->hdr;
         /* hdr, patches and funcs are laid out in struct lp_registry exactly
          * as in the mapping. */
         _Static_assert(offsetof(struct lp_registry, patches) ==
@@ -181,45 +223,19 @@ static int load_with(pid_t pid, struct proc *p, struct lp_registry *reg, struct 
                        "registry layout");
         /* The header, then only the records in use: the registry is ~200
          * KiB, and reading all of it into fresh memory cost ~1 ms of page
-         * faults here. What is not read stays zero, as in the target. */
-        {
-                const struct lp_reg_header *h = &reg->hdr;
-                const struct {
-                        size_t off, len;
-                } part[] = {
-                        { 0, sizeof(reg->hdr) },
-                        { offsetof(struct lp_registry, patches) - offsetof(struct lp_registry, hdr),
-                          0 },
-                        { offsetof(struct lp_registry, funcs) - offsetof(struct lp_registry, hdr),
-                          0 },
-                        { offsetof(struct lp_registry, arenas) - offsetof(struct lp_registry, hdr),
-                          0 },
-                        { offsetof(struct lp_registry, warm_pcs) - offsetof(struct lp_registry, hdr),
-                          0 },
-                };
-                size_t len[ELEMENTSOF(part)] = { part[0].len };
-
-                for (size_t i = 0; i < ELEMENTSOF(part); i++) {
-                        if (i == 1) {
-                                /* Counts are checked before they size a read. */
-                                r = validate_header(reg, pid, err);
-                                if (r < 0)
-                                        return r;
-                                len[1] = h->n_patches * sizeof(reg->patches[0]);
-                                len[2] = h->n_funcs * sizeof(reg->funcs[0]);
-                                len[3] = h->n_arenas * sizeof(reg->arenas[0]);
-                                len[4] = h->n_warm * sizeof(reg->warm_pcs[0]);
-                        }
-                        if (len[i] == 0)
-                                continue;
-                        r = p ? proc_read(p, addr + part[i].off, buf + part[i].off, len[i])
-                              : read_remote(pid, addr + part[i].off, buf + part[i].off, len[i]);
-                        if (r < 0) {
-                                errbuf_set(err, "cannot read the liveup registry of pid %d: %s",
-                                           pid, strerror(-r));
-                                return r;
-                        }
-                }
+         * faults here. Counts are checked before they size a read. */
+        struct reg_run run[REG_RUNS];
+        r = read_run(pid, p, addr, &(struct reg_run){ 0, &reg->hdr, sizeof(reg->hdr) }, err);
+        if (r < 0)
+                return r;
+        r = validate_header(reg, pid, err);
+        if (r < 0)
+                return r;
+        used_runs(reg, run);
+        for (size_t i = 0; i < REG_RUNS; i++) {
+                r = read_run(pid, p, addr, &run[i], err);
+                if (r < 0)
+                        return r;
         }
         r = validate_records(reg, pid, err);
         if (r < 0)
@@ -318,17 +334,13 @@ int lp_registry_store(struct proc *p, struct lp_registry *reg, struct errbuf *er
          * compacted on removal), and readers look no further than the
          * counts. Writing all of it (about 230 KiB) would lengthen the stop
          * window that stores it. */
-        r = proc_write(p, reg->addr + offsetof(struct lp_registry, patches) -
-                               offsetof(struct lp_registry, hdr),
-                       reg->patches, reg->hdr.n_patches * sizeof(reg->patches[0]));
+        struct reg_run run[REG_RUNS];
+        used_runs(reg, run);
+        r = write_run(p, reg->addr, &run[RUN_PATCHES]);
         if (r >= 0)
-                r = proc_write(p, reg->addr + offsetof(struct lp_registry, funcs) -
-                                       offsetof(struct lp_registry, hdr),
-                               reg->funcs, reg->hdr.n_funcs * sizeof(reg->funcs[0]));
+                r = write_run(p, reg->addr, &run[RUN_FUNCS]);
         if (r >= 0)
-                r = proc_write(p, reg->addr + offsetof(struct lp_registry, arenas) -
-                                       offsetof(struct lp_registry, hdr),
-                               reg->arenas, reg->hdr.n_arenas * sizeof(reg->arenas[0]));
+                r = write_run(p, reg->addr, &run[RUN_ARENAS]);
         /* The header last: a reader sees the new counts only with the
          * records they count in place. */
         if (r >= 0)
@@ -350,9 +362,9 @@ int lp_registry_store_warm(struct proc *p, struct lp_registry *reg)
          * the pcs and then their count, never the header's other fields
          * (this copy of them may be stale by now). A hint torn by a
          * concurrent writer costs a few useless lookups, nothing more. */
-        r = proc_write(p, reg->addr + offsetof(struct lp_registry, warm_pcs) -
-                               offsetof(struct lp_registry, hdr),
-                       reg->warm_pcs, reg->hdr.n_warm * sizeof(reg->warm_pcs[0]));
+        struct reg_run run[REG_RUNS];
+        used_runs(reg, run);
+        r = write_run(p, reg->addr, &run[RUN_WARM]);
         if (r >= 0)
                 r = proc_write(p, reg->addr + offsetof(struct lp_reg_header, n_warm),
                                &reg->hdr.n_warm, sizeof(reg->hdr.n_warm));

@@ -92,14 +92,15 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
         struct busy busy = {};
         int r;
 
+        struct check check = { u, ranges, n_ranges, &busy };
+
         for (;;) {
                 struct proc_sched_saved sched;
-                bool clear;
+                bool clear, detach;
                 uint64_t t0, probe_held = 0;
 
                 proc_sched_raise(&sched);
-                r = proc_probe_all(p, check_thread, &(struct check){ u, ranges, n_ranges, &busy },
-                                   &probe_held, err);
+                r = proc_probe_all(p, check_thread, &check, &probe_held, err);
                 res.probes++;
                 res.probe_held_max_ns = MAX(res.probe_held_max_ns, probe_held);
                 if (r < 0 && r != -EBUSY) {
@@ -123,8 +124,7 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
                 /* Each stack is checked as soon as its thread stops, while
                  * the others are still stopping; the first busy one
                  * abandons the stop (every thread resumed). */
-                r = proc_stop_all_visit(p, check_thread,
-                                        &(struct check){ u, ranges, n_ranges, &busy }, err);
+                r = proc_stop_all_visit(p, check_thread, &check, err);
                 if (r < 0 && r != -EBUSY) {
                         proc_sched_restore(&sched);
                         goto out;
@@ -137,7 +137,8 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
                         r = commit(userdata, err);
                 uint64_t t2 = now_ns();
                 int q = 0;
-                if (clear && r >= 0 && (flags & LP_TRANSITION_DETACH)) {
+                detach = clear && r >= 0 && (flags & LP_TRANSITION_DETACH);
+                if (detach) {
                         /* The change is made: a failed detach must not
                          * turn it into a failure the caller would undo.
                          * (proc_detach lets go of every thread it can.) */
@@ -152,8 +153,7 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
                 proc_sched_restore(&sched);
                 log_debug("stop window: stop and check %.0f µs, commit %.0f µs, %s %.0f µs%s",
                           (double)(t1 - t0) / 1e3, (double)(t2 - t1) / 1e3,
-                          clear && r >= 0 && (flags & LP_TRANSITION_DETACH) ? "detach"
-                                                                             : "resume",
+                          detach ? "detach" : "resume",
                           (double)(t0 + held - t2) / 1e3, clear ? "" : " (busy)");
                 res.held_total_ns += held;
                 res.held_max_ns = MAX(res.held_max_ns, held);

@@ -38,7 +38,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
-#include <limits.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/signalfd.h>
@@ -1006,7 +1005,8 @@ static int resume_kept(struct proc *p, struct proc_thread *t);
 #define PROBE_BUDGET_NS (50ull * 1000 * 1000)
 
 /* Interrupt running threads not probed yet until `width` are on their
- * way. Returns how many are on their way or still to go, or < 0. */
+ * way. Returns 1 when some are on their way or still to go, 0 when none,
+ * or < 0. */
 static int probe_launch(struct proc *p, size_t width)
 {
         size_t flying = 0, left = 0;
@@ -1035,7 +1035,7 @@ static int probe_launch(struct proc *p, size_t width)
                 }
                 flying++;
         }
-        return (int)MIN(flying + left, (size_t)INT_MAX);
+        return flying + left > 0;
 }
 
 /* Visit and resume every thread that is stopped for the probe. 1 when
@@ -1089,7 +1089,7 @@ int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata,
         /* In waves of two threads per CPU: interrupted all at once, the
          * threads that stop together wait in turn for the visits of the
          * others (at 16 busy threads on 2 CPUs, 170-300 µs held each
-         * against 40-70 µs in waves of 4), which would make the probe
+         * against 40-100 µs in waves of 4), which would make the probe
          * nearly a second window. The price is time in the tool. */
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         size_t width = 2 * (size_t)(cpus > 0 ? cpus : 1);
@@ -1140,13 +1140,10 @@ int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata,
                 if (r < 0)
                         goto finish;
         }
-        if (ret_held_max_ns)
-                *ret_held_max_ns = held_max;
-        if (r == 0)
-                return 0;
 finish:
-        /* Threads not probed yet go on: one that stops later for our
-         * interrupt is resumed by the event handler (no want_stop). */
+        /* Threads not probed yet (a budget spent, a busy stack, an error)
+         * go on: one that stops later for our interrupt is resumed by the
+         * event handler (no want_stop). */
         for (size_t i = 0; i < p->n_threads; i++) {
                 struct proc_thread *t = p->threads[i];
 

@@ -128,11 +128,11 @@ int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
  * threads are interrupted a few at a time (two per CPU), each visited as
  * soon as it stops and resumed right away, so each is held for about its
  * own visit (the longest such hold, counted from when its stop was
- * reaped, in *ret_held_max_ns). Threads in a group
- * stop (job control) are interrupted too, visited, and let go back into
- * it (PTRACE_LISTEN), as by proc_stop_all(). What visit()
- * saw may be stale by the time it returns: a probe, not a consistency
- * point. It also runs the stop path of the tool (and warms what the
+ * reaped, in *ret_held_max_ns). Threads in a group stop (job control)
+ * are interrupted too, visited, and let go back into it (PTRACE_LISTEN),
+ * as by proc_stop_all(). After 50 ms the threads not reached yet are left
+ * alone and 0 is returned. What visit() saw may be stale by the time it
+ * returns: a probe, not a consistency point. It also runs the stop path of the tool (and warms what the
  * visits cache) before a window of proc_stop_all_visit(), whose first
  * run in a process is ~30% slower. When visit() returns < 0 the probe
  * ends (the threads still on their way are resumed when they stop) and
