@@ -150,6 +150,7 @@ struct options {
         const char *liveup;
         unsigned threads[16];
         size_t n_threads;
+        bool same_session; /* victims in the bench's session, not their own */
 };
 
 static char tmpdir[256];
@@ -161,8 +162,12 @@ struct child {
 };
 
 /* Start argv[0] with stdin and stdout on pipes and wait (bounded) for
- * "ready" on its stdout. */
-static int child_start(char *const argv[], struct child *ret)
+ * "ready" on its stdout. With `own_session` it runs in a session of its
+ * own (setsid), as a service started by systemd does: with autogroup
+ * scheduling (or a cgroup per service) its busy threads then share one
+ * scheduling group, and a command started from a shell competes with that
+ * group, not with each of its threads. */
+static int child_start(char *const argv[], bool own_session, struct child *ret)
 {
         int in[2], out[2], r = 0;
         char line[64];
@@ -189,6 +194,8 @@ static int child_start(char *const argv[], struct child *ret)
         if (pid == 0) {
                 dup2(in[0], STDIN_FILENO);
                 dup2(out[1], STDOUT_FILENO);
+                if (own_session)
+                        (void)setsid();
                 execv(argv[0], argv);
                 fprintf(stderr, "bench-apply: cannot run %s: %m\n", argv[0]);
                 _exit(127);
@@ -710,7 +717,7 @@ static void run_call_cost(const struct options *o, struct call_cost *cc)
         if (r < 0)
                 return;
         char *argv[] = { target, NULL };
-        r = child_start(argv, &t);
+        r = child_start(argv, !o->same_session, &t);
         if (r < 0) {
                 snprintf(cc->error, sizeof(cc->error), "cannot start %.300s: %s", target,
                          strerror(-r));
@@ -760,6 +767,11 @@ static void print_table_header(const struct options *o)
         printf("bench-apply: a one-function live patch into busy victim-n, median / p90 over "
                "%u repetitions\n",
                o->reps - 1);
+        printf("victims: %s\n", o->same_session
+                                         ? "in the bench's session (--same-session): a command "
+                                           "competes with each of their threads"
+                                         : "each in a session of its own, as a service is "
+                                           "(--same-session to share the bench's)");
         if (fifo_ok)
                 printf("baseline tracer: SCHED_FIFO priority 1 during each window\n");
         else
@@ -926,8 +938,9 @@ static void json_number(double v)
 static void print_json(const struct options *o, const struct cell *cells, size_t n,
                        const struct call_cost *cc)
 {
-        printf("{\"bench\": \"apply\", \"unit\": \"us\", \"reps\": %u, \"sched_fifo\": %s, ",
-               o->reps - 1, fifo_ok ? "true" : "false");
+        printf("{\"bench\": \"apply\", \"unit\": \"us\", \"reps\": %u, \"sched_fifo\": %s, "
+               "\"victim_session\": \"%s\", ",
+               o->reps - 1, fifo_ok ? "true" : "false", o->same_session ? "bench" : "own");
         printf("\"goals\": {\"held_ratio_max\": %.1f, \"apply_ms_max\": %.1f, "
                "\"apply_ms_threads\": %d}, \"cells\": [",
                GOAL_HELD_RATIO, GOAL_APPLY_MS, GOAL_APPLY_THREADS);
@@ -978,11 +991,15 @@ static void print_json(const struct options *o, const struct cell *cells, size_t
 static void usage(FILE *f)
 {
         fprintf(f, "usage: bench-apply [--quick] [--json] [--reps N] [--threads N,N,...]\n"
-                   "                   [--victim-dir DIR] [--liveup PATH]\n"
+                   "                   [--same-session] [--victim-dir DIR] [--liveup PATH]\n"
                    "  --quick         5 repetitions per cell instead of 21 (the first is\n"
                    "                  always discarded)\n"
                    "  --json          one JSON document on stdout instead of the table\n"
                    "  --threads LIST  thread counts (default 1,16,64,256)\n"
+                   "  --same-session  run the victims in the bench's session (by default\n"
+                   "                  each has its own, as a service does); with autogroup\n"
+                   "                  scheduling the commands then compete with each busy\n"
+                   "                  thread, not with the victim as a whole\n"
                    "  --victim-dir    where victim-n is (default $LIVEUP_VICTIM_DIR, or\n"
                    "                  the build's tests/victims)\n"
                    "  --liveup PATH   the liveup binary (default $LIVEUP, or the build's)\n");
@@ -1010,6 +1027,7 @@ int main(int argc, char **argv)
                 { "json", no_argument, NULL, 'j' },
                 { "reps", required_argument, NULL, 'r' },
                 { "threads", required_argument, NULL, 't' },
+                { "same-session", no_argument, NULL, 's' },
                 { "victim-dir", required_argument, NULL, 'd' },
                 { "liveup", required_argument, NULL, 'l' },
                 { "help", no_argument, NULL, 'h' },
@@ -1052,6 +1070,9 @@ int main(int argc, char **argv)
                                 fprintf(stderr, "bench-apply: bad --threads '%s'\n", optarg);
                                 return 2;
                         }
+                        break;
+                case 's':
+                        o.same_session = true;
                         break;
                 case 'd':
                         o.victim_dir = optarg;
@@ -1104,7 +1125,7 @@ int main(int argc, char **argv)
                 c->threads = o.threads[i];
                 snprintf(nbuf, sizeof(nbuf), "%u", c->threads);
                 char *vargv[] = { victim, nbuf, "busy", NULL };
-                r = child_start(vargv, &v);
+                r = child_start(vargv, !o.same_session, &v);
                 if (r < 0) {
                         fprintf(stderr, "bench-apply: cannot start %s %u busy: %s\n", victim,
                                 c->threads, strerror(-r));

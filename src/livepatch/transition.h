@@ -3,13 +3,16 @@
  * removed) make the change, while the threads are still stopped; else
  * resume and retry with backoff until a timeout.
  *
- * Each attempt starts with a probe (proc_probe_all): every thread is
- * stopped alone, its stack checked, and resumed at once. A probe that
- * finds a stack in the ranges backs off without stopping every thread
- * (a window that would only fail); a clear probe is followed at once by
- * the window, which decides. The probe also runs the tool's stop path
- * once before the window: the first window of a freshly started tool
- * was ~30% longer than a second one (16 busy threads). */
+ * Each attempt starts with a probe (proc_probe_all): threads are stopped
+ * alone, their stacks checked, and resumed at once. A probe that finds a
+ * stack in the ranges backs off without stopping every thread (a window
+ * that would only fail); a clear probe is followed at once by the window,
+ * which decides. The first probe has a budget of 2 ms: it runs the tool's
+ * stop path once before the window (whose first run in a freshly started
+ * tool was ~20% longer at 16 busy threads) and finds a stack that is busy
+ * at that moment in a thread asleep or on a CPU. Once a stack was found
+ * busy, the next probes get 50 ms, to reach every thread before another
+ * window. */
 #pragma once
 
 #include "proc/proc.h"

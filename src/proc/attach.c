@@ -398,14 +398,69 @@ static struct proc_thread *adopt_thread(struct proc *p, pid_t tid)
         return t;
 }
 
+/* Has the calling thread no children of its own (/proc/self/task/TID/
+ * children, which lists children, never tracees)? Then every status that
+ * waitpid(-1, __WNOTHREAD) can return is a tracee's: ours, or a clone()d
+ * process the kernel attached for us. False when it cannot tell. */
+static bool thread_childless(void)
+{
+        char path[64], buf[16];
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)gettid());
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        n = read(fd, buf, sizeof(buf));
+        close(fd);
+        return n == 0;
+}
+
+/* A status reaped for `tid`: hand it to *ret_t, or let go of a traced task
+ * that is not a thread of ours (a clone()d process). Returns 1. */
+static int take_status(struct proc *p, pid_t tid, int status, struct proc_thread **ret_t,
+                       int *ret_status)
+{
+        struct proc_thread *t = proc_thread_by_tid(p, tid);
+
+        if (!t && WIFSTOPPED(status))
+                t = adopt_thread(p, tid);
+        if (!t) {
+                if (WIFSTOPPED(status))
+                        ptrace(PTRACE_DETACH, tid, 0, 0);
+                return 1;
+        }
+        *ret_t = t;
+        *ret_status = status;
+        return 1;
+}
+
 /* Reap one pending status of one of our threads, without blocking. Returns
- * 1 with *ret_t and *ret_status set, 0 when nothing is pending. */
+ * 1 with *ret_t and *ret_status set (*ret_t NULL: a status that was not
+ * ours to keep), 0 when nothing is pending.
+ *
+ * When the tracer thread has no children (reap_direct, the usual case),
+ * one waitpid(-1, __WNOTHREAD) takes the next status, whichever tracee it
+ * is. Otherwise (a program that links libliveup may have children of its
+ * own, whose exits are not ours to take) a waitid(WNOWAIT) first says
+ * whose status is pending, and only a tracee's is taken. Inside a stop
+ * window that is one system call per thread saved (~1 µs here), and
+ * waitid(P_ALL) walks every tracee in the kernel each time. */
 static int reap_pending(struct proc *p, struct proc_thread **ret_t, int *ret_status)
 {
         siginfo_t si;
         int status;
         pid_t r;
 
+        if (p->reap_direct) {
+                r = waitpid(-1, &status, __WALL | __WNOTHREAD | WNOHANG);
+                if (r < 0)
+                        return errno == ECHILD ? 0 : -errno;
+                if (r == 0)
+                        return 0;
+                return take_status(p, r, status, ret_t, ret_status);
+        }
         memset(&si, 0, sizeof(si));
         if (waitid(P_ALL, 0, &si, WEXITED | WSTOPPED | WNOHANG | WNOWAIT | __WALL) < 0) {
                 if (errno == ECHILD)
@@ -460,6 +515,35 @@ static int reap_pending(struct proc *p, struct proc_thread **ret_t, int *ret_sta
         return 0;
 }
 
+/* Take a pending SIGCHLD from the signalfd, without blocking: true if
+ * one was there, i.e. some tracee stopped or exited since the last take.
+ * (SIGCHLDs coalesce: one stands for any number of statuses.) */
+static bool sigchld_taken(struct proc *p)
+{
+        struct signalfd_siginfo ssi;
+        bool taken = false;
+
+        while (read(p->sigchld_fd, &ssi, sizeof(ssi)) == sizeof(ssi))
+                taken = true;
+        return taken;
+}
+
+/* Sleep until SIGCHLD (each ptrace stop and exit of a tracee sends one),
+ * but at most `timeout_ns` and at most 20 ms: signals coalesce, and one
+ * may have been taken by another thread of the tool. */
+static int wait_sigchld(struct proc *p, uint64_t timeout_ns)
+{
+        struct pollfd pfd = { .fd = p->sigchld_fd, .events = POLLIN };
+        int ms = (int)MIN(timeout_ns / 1000000 + 1, 20);
+        int r = poll(&pfd, 1, ms);
+
+        if (r < 0 && errno != EINTR)
+                return -errno;
+        if (r > 0)
+                (void)sigchld_taken(p);
+        return 0;
+}
+
 int proc_wait_one(struct proc *p, uint64_t timeout_ns, pid_t for_tid, int *ret_status)
 {
         uint64_t deadline = now_ns() + timeout_ns;
@@ -483,21 +567,9 @@ int proc_wait_one(struct proc *p, uint64_t timeout_ns, pid_t for_tid, int *ret_s
                 uint64_t now = now_ns();
                 if (timeout_ns == 0 || now >= deadline)
                         return 0;
-
-                /* Sleep until SIGCHLD (each ptrace stop and exit of a tracee
-                 * sends one), but at most 20 ms: signals coalesce, and one may
-                 * have been taken by another thread of the tool. */
-                struct pollfd pfd = { .fd = p->sigchld_fd, .events = POLLIN };
-                uint64_t left = deadline - now;
-                int ms = (int)MIN(left / 1000000 + 1, 20);
-                r = poll(&pfd, 1, ms);
-                if (r < 0 && errno != EINTR)
-                        return -errno;
-                if (r > 0) {
-                        struct signalfd_siginfo ssi;
-                        while (read(p->sigchld_fd, &ssi, sizeof(ssi)) == sizeof(ssi))
-                                ;
-                }
+                r = wait_sigchld(p, deadline - now);
+                if (r < 0)
+                        return r;
         }
 }
 
@@ -798,6 +870,7 @@ int proc_attach(pid_t pid, const struct proc_attach_opts *opts, struct proc **re
         }
         if (procfs_thread_state(pid, pid, &state) == 0 && state == 'T')
                 p->was_group_stopped = true;
+        p->reap_direct = thread_childless();
 
         p->attached = true;
         /* Seize until a pass finds no thread we do not know. Threads created
@@ -881,10 +954,12 @@ static int ready_to_stop(struct proc *p, struct errbuf *err)
         return 0;
 }
 
-/* Call visit() for one stopped thread not visited yet: 1 if it did, 0
- * if there was none, < 0 from visit(). */
-static int visit_one(struct proc *p, proc_visit_fn visit, void *userdata)
+/* Call visit() for every stopped thread not visited yet: the number
+ * visited, or < 0 from visit(). */
+static int visit_stopped(struct proc *p, proc_visit_fn visit, void *userdata)
 {
+        int n = 0;
+
         for (size_t i = 0; i < p->n_threads; i++) {
                 struct proc_thread *t = p->threads[i];
 
@@ -892,9 +967,11 @@ static int visit_one(struct proc *p, proc_visit_fn visit, void *userdata)
                         continue;
                 t->visited = true;
                 int r = visit(p, t, userdata);
-                return r < 0 ? r : 1;
+                if (r < 0)
+                        return r;
+                n++;
         }
-        return 0;
+        return n;
 }
 
 int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
@@ -928,27 +1005,38 @@ int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
                         goto fail;
         }
 
-        while (!all_stopped(p)) {
+        /* In rounds: take every stop that is in (an empty wait ends the
+         * round), then check the stacks of the threads that stopped while
+         * the others are still on their way. An empty wait walks every
+         * tracee in the kernel (~5 µs at 256 threads), so a new round
+         * starts only when the signalfd has a SIGCHLD, taken before the
+         * waits: a stop after that take queues another. Sleep only when
+         * there is nothing to check; after a wake-up (or the 20 ms a
+         * SIGCHLD taken elsewhere would cost) always wait once. */
+        bool pending = true; /* what came in before */
+        for (;;) {
+                if (pending) {
+                        while ((r = proc_wait_one(p, 0, 0, NULL)) > 0)
+                                ;
+                        if (r < 0)
+                                goto fail;
+                }
                 if (proc_gone(p)) {
                         r = -ESRCH;
                         goto fail;
                 }
-                /* Reap what has arrived; then, before sleeping, work on a
-                 * thread that is already stopped. */
-                r = proc_wait_one(p, 0, 0, NULL);
-                if (r < 0)
-                        goto fail;
-                if (r > 0)
-                        continue;
                 if (visit) {
-                        r = visit_one(p, visit, userdata);
+                        r = visit_stopped(p, visit, userdata);
                         if (r < 0) {
                                 abandoned = true;
                                 goto fail;
                         }
-                        if (r > 0)
-                                continue;
                 }
+                if (all_stopped(p))
+                        break;
+                pending = sigchld_taken(p);
+                if (pending)
+                        continue;
                 uint64_t now = now_ns();
                 if (now >= deadline) {
                         const struct proc_thread *t = first_running(p);
@@ -961,19 +1049,10 @@ int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
                         r = -ETIMEDOUT;
                         goto fail;
                 }
-                r = proc_wait_one(p, deadline - now, 0, NULL);
+                r = wait_sigchld(p, deadline - now);
                 if (r < 0)
                         goto fail;
-        }
-        if (proc_gone(p)) {
-                r = -ESRCH;
-                goto fail;
-        }
-        while (visit && (r = visit_one(p, visit, userdata)) > 0)
-                ;
-        if (r < 0) {
-                abandoned = true;
-                goto fail;
+                pending = true;
         }
         compact_threads(p);
         return 0;
@@ -1001,8 +1080,6 @@ int proc_stop_all(struct proc *p, struct errbuf *err)
 }
 
 static int resume_kept(struct proc *p, struct proc_thread *t);
-
-#define PROBE_BUDGET_NS (50ull * 1000 * 1000)
 
 /* Interrupt running threads not probed yet until `width` are on their
  * way. Returns 1 when some are on their way or still to go, 0 when none,
@@ -1071,7 +1148,7 @@ static int probe_pass(struct proc *p, proc_visit_fn visit, void *userdata,
         return waiting ? 1 : 0;
 }
 
-int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata,
+int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata, uint64_t budget_ns,
                    uint64_t *ret_held_max_ns, struct errbuf *err)
 {
         uint64_t deadline = now_ns() + p->stop_timeout_ns, held_max = 0;
@@ -1096,9 +1173,9 @@ int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata,
         /* The probe is a prediction and a warm-up, not a check: it has a
          * budget. When busy threads outnumber the CPUs, each waits for its
          * turn to run into its stop (256 busy threads on 2 CPUs: ~0.4 s a
-         * wave); after PROBE_BUDGET_NS the threads not probed yet are left
-         * to the window, which checks every stack anyway. */
-        uint64_t budget_end = now_ns() + PROBE_BUDGET_NS;
+         * wave); after the budget the threads not probed yet are left to
+         * the window, which checks every stack anyway. */
+        uint64_t budget_end = now_ns() + budget_ns;
         for (;;) {
                 r = probe_launch(p, width);
                 if (r < 0)
@@ -1119,8 +1196,8 @@ int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata,
                         goto finish;
                 }
                 if (now >= budget_end) {
-                        log_debug("probe: budget of %.0f ms spent; the rest is left to the window",
-                                  (double)PROBE_BUDGET_NS / 1e6);
+                        log_debug("probe: budget of %.1f ms spent; the rest is left to the window",
+                                  (double)budget_ns / 1e6);
                         r = 0;
                         goto finish; /* not a failure */
                 }
@@ -1131,7 +1208,8 @@ int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata,
                         r = -ETIMEDOUT;
                         goto finish;
                 }
-                r = proc_wait_one(p, deadline - now, 0, NULL);
+                /* Sleep no later than the budget's end. */
+                r = proc_wait_one(p, MIN(deadline, budget_end) - now, 0, NULL);
                 /* Reap every stop that is in, so that a thread's hold is
                  * counted from about when it stopped, not from after the
                  * visits of the others. */

@@ -17,6 +17,7 @@ struct proc {
         bool execed;        /* PTRACE_EVENT_EXEC seen */
         bool stopping;      /* inside stop_all: keep new threads stopped */
         bool was_group_stopped;
+        bool reap_direct;   /* the tracer thread has no children: see reap_pending() */
 
         struct proc_thread **threads; /* pointers stay valid as it grows */
         size_t n_threads, cap_threads;

@@ -32,6 +32,9 @@
  *
  * When the target is a child of the tool and exits while attached, its
  * exit status is reaped here (the kernel reports it once, to the tracer).
+ * When the attaching thread has no children at proc_attach(), statuses are
+ * taken with one waitpid(-1, __WNOTHREAD) each: that thread must not fork
+ * while attached (its child's exit would be taken and dropped here).
  *
  * While attached, the calling thread blocks SIGCHLD (to wait on it with a
  * signalfd); proc_free() restores the previous mask. While seizing,
@@ -130,14 +133,17 @@ int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
  * own visit (the longest such hold, counted from when its stop was
  * reaped, in *ret_held_max_ns). Threads in a group stop (job control)
  * are interrupted too, visited, and let go back into it (PTRACE_LISTEN),
- * as by proc_stop_all(). After 50 ms the threads not reached yet are left
- * alone and 0 is returned. What visit() saw may be stale by the time it
- * returns: a probe, not a consistency point. It also runs the stop path of the tool (and warms what the
- * visits cache) before a window of proc_stop_all_visit(), whose first
- * run in a process is ~30% slower. When visit() returns < 0 the probe
- * ends (the threads still on their way are resumed when they stop) and
- * that value is returned (err untouched). */
-int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata,
+ * as by proc_stop_all(). After `budget_ns` the threads not reached yet are
+ * left alone and 0 is returned: a busy thread reaches its stop only when
+ * the scheduler gives it a turn on a CPU, so with more busy threads than
+ * CPUs a whole probe takes tens of milliseconds. What visit() saw may be
+ * stale by the time it returns: a probe, not a consistency point. It also
+ * runs the stop path of the tool (and warms what the visits cache) before
+ * a window of proc_stop_all_visit(), whose first run in a process is ~20%
+ * slower; a probe of 2 ms is enough for that. When visit() returns < 0 the
+ * probe ends (the threads still on their way are resumed when they stop)
+ * and that value is returned (err untouched). */
+int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata, uint64_t budget_ns,
                    uint64_t *ret_held_max_ns, struct errbuf *err);
 /* Resume every stopped thread (restoring changed registers first). */
 int proc_resume_all(struct proc *p, struct errbuf *err);

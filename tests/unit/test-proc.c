@@ -456,7 +456,7 @@ TEST(probe_visits_each_thread_once_and_lets_it_go)
 
         CHECK_OK(proc_attach(pid, NULL, &p, &e));
         size_t n = proc_n_threads(p);
-        CHECK_OK(proc_probe_all(p, probe_visit, &seen, &held, &e));
+        CHECK_OK(proc_probe_all(p, probe_visit, &seen, 10ull * 1000000000, &held, &e));
         CHECK(seen.n == n);
         CHECK(seen.all_in_stop);
         CHECK(held > 0);
@@ -472,7 +472,7 @@ TEST(probe_visits_each_thread_once_and_lets_it_go)
 
         /* Ended by the second visit. */
         struct probe_seen two = { .stop_after = 2, .all_in_stop = true };
-        CHECK_ERR(proc_probe_all(p, probe_visit, &two, &held, &e), EBUSY);
+        CHECK_ERR(proc_probe_all(p, probe_visit, &two, 10ull * 1000000000, &held, &e), EBUSY);
         CHECK(two.n == 2);
         CHECK_OK(proc_wait_events(p, 100 * 1000000ull));
         for (size_t i = 0; i < proc_n_threads(p); i++)
