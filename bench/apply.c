@@ -3,7 +3,7 @@
  * patched function costs next to a direct call.
  *
  *   bench-apply [--quick] [--json] [--reps N] [--threads LIST]
- *               [--victim-dir DIR] [--liveup PATH]
+ *               [--same-session] [--victim-dir DIR] [--liveup PATH]
  *
  * Setup: a one-function patch for victim-n (tests/victims) is built with
  * the real `liveup build --replace`, from a fix written to a temporary
@@ -12,6 +12,14 @@
  * life in patchme() ten frames deep, so patching patchme() itself would
  * measure retries, not the stop window. The patch's body is the same as
  * the original's.
+ *
+ * Each victim runs in a session of its own (setsid), as a service started
+ * by systemd does. With autogroup scheduling (a group per session, on by
+ * default) or a cgroup per service, the CPU is then shared between the
+ * victim as a whole and the shell's commands: at 16 busy threads,
+ * starting a static program that does nothing took ~5 ms so, against
+ * ~50 ms in the victim's own session, where it competes with each of its
+ * threads. --same-session measures that case.
  *
  * For every cell (a fresh busy victim-n with 1, 16, 64, 256 threads):
  * - baseline: the bare stop-all loop of bench-stop (copied from

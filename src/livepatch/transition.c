@@ -100,6 +100,10 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
 
         struct check check = { u, ranges, n_ranges, &busy };
 
+        /* Room to read the stacks ahead in the window (a failure only
+         * leaves each stack to be read when unwound). */
+        (void)proc_unwinder_reserve(u, proc_n_threads(p) + 8);
+
         for (;;) {
                 struct proc_sched_saved sched;
                 bool clear, detach;
@@ -130,7 +134,7 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
                 /* Each stack is checked as soon as its thread stops, while
                  * the others are still stopping; the first busy one
                  * abandons the stop (every thread resumed). */
-                r = proc_stop_all_visit(p, check_thread, &check, err);
+                r = proc_stop_all_visit(p, check_thread, &check, u, err);
                 if (r < 0 && r != -EBUSY) {
                         proc_sched_restore(&sched);
                         goto out;

@@ -975,7 +975,7 @@ static int visit_stopped(struct proc *p, proc_visit_fn visit, void *userdata)
 }
 
 int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
-                        struct errbuf *err)
+                        struct proc_unwinder *preload, struct errbuf *err)
 {
         uint64_t deadline = now_ns() + p->stop_timeout_ns;
         bool abandoned = false;
@@ -1026,6 +1026,8 @@ int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
                         goto fail;
                 }
                 if (visit) {
+                        if (preload)
+                                proc_unwinder_preload(preload);
                         r = visit_stopped(p, visit, userdata);
                         if (r < 0) {
                                 abandoned = true;
@@ -1076,7 +1078,7 @@ fail:
 
 int proc_stop_all(struct proc *p, struct errbuf *err)
 {
-        return proc_stop_all_visit(p, NULL, NULL, err);
+        return proc_stop_all_visit(p, NULL, NULL, NULL, err);
 }
 
 static int resume_kept(struct proc *p, struct proc_thread *t);

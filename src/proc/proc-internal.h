@@ -34,6 +34,13 @@ struct proc {
  * stops) is not resumed: *ret_status gets it and 2 is returned. */
 int proc_wait_one(struct proc *p, uint64_t timeout_ns, pid_t for_tid, int *ret_status);
 
+/* Read the top 4 KiB of the stack of every stopped thread not visited
+ * yet (proc_stop_all_visit) in one process_vm_readv, up to the room of
+ * proc_unwinder_reserve(), for the next proc_unwind_thread() of each. A
+ * stack that cannot be read so is read when unwound. */
+struct proc_unwinder;
+void proc_unwinder_preload(struct proc_unwinder *u);
+
 /* Fetch/store registers of a stopped thread with PTRACE_GETREGSET/SETREGSET. */
 int proc_fetch_regs(pid_t tid, struct arch_regs *ret);
 int proc_store_regs(pid_t tid, const struct arch_regs *regs);

@@ -91,6 +91,7 @@ struct proc_thread {
         bool want_stop;       /* proc_stop_thread(): keep its next stop */
         int stop_kind;        /* PROC_STOP_*, what kind of stop it is in */
         bool visited;         /* proc_stop_all_visit() called back for it */
+        unsigned preload;     /* its stack chunk read ahead by the unwinder + 1 */
         /* Its registers at its last stop (as found there), kept after it
          * resumes: stale, only good for warming caches before the next
          * stop (proc_unwinder_warm). */
@@ -123,10 +124,14 @@ int proc_stop_all(struct proc *p, struct errbuf *err);
  * thread stays stopped once visited, so what visit() saw holds until the
  * resume. Threads born during the stop are visited too (t->unborn). When
  * visit() returns < 0 the stop is abandoned: every thread is resumed and
- * that value returned (err untouched); 0 goes on. */
+ * that value returned (err untouched); 0 goes on. With `preload`, the
+ * threads that stopped since the last visits have the tops of their
+ * stacks read together, in one system call, before they are visited
+ * (see proc_unwinder_reserve()). */
+struct proc_unwinder;
 typedef int (*proc_visit_fn)(struct proc *p, struct proc_thread *t, void *userdata);
 int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
-                        struct errbuf *err);
+                        struct proc_unwinder *preload, struct errbuf *err);
 /* Visit every thread in a stop of its own, never all at once: running
  * threads are interrupted a few at a time (two per CPU), each visited as
  * soon as it stops and resumed right away, so each is held for about its

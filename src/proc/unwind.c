@@ -113,6 +113,7 @@
  * the two and for debugging only; proc_unwinder_stats() counts which path
  * unwound how many stacks and why the fast path gave up. */
 #include "proc/unwind.h"
+#include "proc-internal.h"
 
 #include "base/log.h"
 
@@ -123,7 +124,9 @@
 #include <inttypes.h>
 #include <libelf.h>
 #include <stdarg.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #define CHUNK_SIZE 4096u
 #define CHUNK_SLOTS 4u
@@ -236,6 +239,14 @@ struct proc_unwinder {
         unsigned next_slot;
         struct chunk chunks[CHUNK_SLOTS];
 
+        /* Stack chunks read ahead for a stop window, one per thread, all
+         * in one process_vm_readv (proc_unwinder_preload); a thread's
+         * proc_thread.preload is its index + 1. */
+        struct chunk *pre;
+        pid_t *pre_tid;
+        struct iovec *pre_local, *pre_remote;
+        size_t cap_pre, n_pre;
+
         /* CFI verdicts and fast-path rules by lookup pc, for the whole
          * life of the unwinder (cleared on refresh: an address may then
          * belong to another object). Stacks of one process share most of
@@ -262,6 +273,20 @@ static void cache_reset(struct proc_unwinder *u)
         for (unsigned i = 0; i < CHUNK_SLOTS; i++)
                 u->chunks[i].valid = false;
         u->next_slot = 0;
+}
+
+/* Start the cache of thread `t` with the chunk read ahead for it, if any
+ * (it is used once: the thread runs again before another unwind). */
+static void cache_seed(struct proc_unwinder *u, struct proc_thread *t)
+{
+        unsigned i = t->preload;
+
+        t->preload = 0;
+        if (i == 0 || i > u->n_pre || u->pre_tid[i - 1] != t->tid || !u->pre[i - 1].valid)
+                return;
+        memcpy(&u->chunks[0], &u->pre[i - 1], sizeof(u->chunks[0]));
+        u->next_slot = 1;
+        u->stats.preloaded++;
 }
 
 static int cache_read_word(struct proc_unwinder *u, uint64_t addr, uint64_t *ret)
@@ -869,6 +894,10 @@ void proc_unwinder_free(struct proc_unwinder *u)
                 dwfl_end(u->dwfl);
         code_regions_free(u->code, u->n_code);
         free(u->want);
+        free(u->pre);
+        free(u->pre_tid);
+        free(u->pre_local);
+        free(u->pre_remote);
         if (u->arch_elf)
                 elf_end(u->arch_elf);
         free(u);
@@ -1294,8 +1323,8 @@ static int stack_push(struct proc_stack *s, size_t *cap, size_t max_frames,
 /* Unwind from registers r with the cached rules, the same stack as
  * unwind_libdw() would find: see the top of the file. Returns 0 with the
  * stack in *ret, a gave_up reason (> 0, nothing in *ret), or -ENOMEM. */
-static int unwind_fast(struct proc_unwinder *u, pid_t tid, const struct arch_regs *r,
-                       size_t max_frames, struct proc_stack *ret)
+static int unwind_fast(struct proc_unwinder *u, struct proc_thread *t, pid_t tid,
+                       const struct arch_regs *r, size_t max_frames, struct proc_stack *ret)
 {
         _cleanup_(proc_stack_done) struct proc_stack s = { .tid = tid };
         uint64_t regs[ARCH_DWARF_NREGS] = {};
@@ -1309,6 +1338,8 @@ static int unwind_fast(struct proc_unwinder *u, pid_t tid, const struct arch_reg
         n = arch_regs_to_dwarf(r, regs);
         set = n >= 32 ? UINT32_MAX : REG_BIT(n) - 1;
         cache_reset(u);
+        if (t)
+                cache_seed(u, t);
         for (;;) {
                 /* Only the innermost frame is an activation: the fast path
                  * gives up at signal frames. */
@@ -1354,6 +1385,78 @@ void proc_unwinder_stats(const struct proc_unwinder *u, struct proc_unwind_stats
         *ret = u->stats;
 }
 
+int proc_unwinder_reserve(struct proc_unwinder *u, size_t n)
+{
+        if (n <= u->cap_pre)
+                return 0;
+        struct chunk *pre = realloc(u->pre, n * sizeof(*pre));
+        if (!pre)
+                return -ENOMEM;
+        u->pre = pre;
+        pid_t *tids = realloc(u->pre_tid, n * sizeof(*tids));
+        if (!tids)
+                return -ENOMEM;
+        u->pre_tid = tids;
+        struct iovec *l = realloc(u->pre_local, n * sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        u->pre_local = l;
+        struct iovec *rm = realloc(u->pre_remote, n * sizeof(*rm));
+        if (!rm)
+                return -ENOMEM;
+        u->pre_remote = rm;
+        /* Touched now, not in the window (as the chunks above). */
+        explicit_bzero(u->pre, n * sizeof(*u->pre));
+        explicit_bzero(u->pre_tid, n * sizeof(*u->pre_tid));
+        explicit_bzero(u->pre_local, n * sizeof(*u->pre_local));
+        explicit_bzero(u->pre_remote, n * sizeof(*u->pre_remote));
+        u->cap_pre = n;
+        u->n_pre = 0;
+        return 0;
+}
+
+void proc_unwinder_preload(struct proc_unwinder *u)
+{
+        struct proc *p = u->p;
+        size_t n = 0;
+
+        u->n_pre = 0;
+        for (size_t i = 0; i < proc_n_threads(p) && n < u->cap_pre; i++) {
+                struct proc_thread *t = proc_thread_at(p, i);
+                const struct arch_regs *regs;
+
+                if (t->visited)
+                        continue;
+                t->preload = 0;
+                if (t->state != PROC_THREAD_STOPPED || t->unborn || proc_regs(p, t, &regs) < 0)
+                        continue;
+                uint64_t base = ALIGN_DOWN(arch_regs_sp(regs), (uint64_t)CHUNK_SIZE);
+                u->pre[n].base = base;
+                u->pre[n].valid = false;
+                u->pre_tid[n] = t->tid;
+                u->pre_local[n] = (struct iovec){ u->pre[n].data, CHUNK_SIZE };
+                u->pre_remote[n] = (struct iovec){ (void *)(uintptr_t)base, CHUNK_SIZE };
+                t->preload = (unsigned)++n;
+        }
+        u->n_pre = n;
+        /* In calls of at most IOV_MAX chunks. A chunk that cannot be read
+         * (a stack pointer into nothing) ends a call early: the chunks
+         * before it are in, it is left out, and the next call starts after
+         * it. */
+        for (size_t k = 0; k < n;) {
+                size_t m = MIN(n - k, (size_t)IOV_MAX);
+                ssize_t got = process_vm_readv(p->pid, &u->pre_local[k], m, &u->pre_remote[k], m,
+                                               0);
+                size_t full = got > 0 ? (size_t)got / CHUNK_SIZE : 0;
+
+                for (size_t j = 0; j < full; j++)
+                        u->pre[k + j].valid = true;
+                k += full < m ? full + 1 : m;
+                if (got < 0 && errno == ESRCH)
+                        break;
+        }
+}
+
 int proc_unwind_thread(struct proc_unwinder *u, struct proc_thread *t, size_t max_frames,
                        struct proc_stack *ret)
 {
@@ -1374,7 +1477,7 @@ int proc_unwind_thread(struct proc_unwinder *u, struct proc_thread *t, size_t ma
                 max_frames = DEFAULT_MAX_FRAMES;
 
         u->unwinding = true;
-        r = u->path == PROC_UNWIND_AUTO ? unwind_fast(u, t->tid, regs, max_frames, &s) : GAVE_UP_RULE;
+        r = u->path == PROC_UNWIND_AUTO ? unwind_fast(u, t, t->tid, regs, max_frames, &s) : GAVE_UP_RULE;
         u->unwinding = false;
         if (r < 0)
                 return r;
@@ -1411,7 +1514,7 @@ void proc_unwinder_warm(struct proc_unwinder *u, const struct arch_regs *regs)
 
         if (u->path != PROC_UNWIND_AUTO)
                 return;
-        if (unwind_fast(u, 0, regs, 64, &s) == 0)
+        if (unwind_fast(u, NULL, 0, regs, 64, &s) == 0)
                 proc_stack_done(&s);
 }
 

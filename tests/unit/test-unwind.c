@@ -356,6 +356,63 @@ static void check_n16(const char *mode)
         victim_kill(&v);
 }
 
+/* Stacks read ahead in a window (proc_stop_all_visit with a preload
+ * unwinder): each thread unwound from its chunk read with the others gives
+ * the same stack as a second unwind in the same stop that reads its own. */
+struct preload_visit {
+        struct proc_unwinder *u;
+        struct proc_stack stacks[16];
+        size_t n;
+};
+
+static int preload_visit(struct proc *p, struct proc_thread *t, void *userdata)
+{
+        struct preload_visit *v = userdata;
+
+        if (v->n >= 16)
+                return -E2BIG;
+        return proc_unwind_thread(v->u, t, 0, &v->stacks[v->n++]);
+}
+
+TEST(n16_busy_stacks_read_ahead_are_the_same)
+{
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+        struct preload_visit pv = {};
+        struct proc_unwind_stats st;
+        struct errbuf err = {};
+        char *args[] = { "16", "busy", NULL };
+        struct victim v;
+
+        victim_start("victim-n", args, &v);
+        CHECK_OK(proc_attach(v.pid, NULL, &p, &err));
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        CHECK_OK(proc_unwinder_reserve(u, proc_n_threads(p)));
+        pv.u = u;
+        CHECK_OK(proc_stop_all_visit(p, preload_visit, &pv, u, &err));
+        CHECK(pv.n == proc_n_threads(p));
+        proc_unwinder_stats(u, &st);
+        /* Every thread's unwind began from the chunk read ahead for it. */
+        CHECK(st.preloaded == pv.n);
+        for (size_t i = 0; i < pv.n; i++) {
+                struct proc_stack again = {};
+                struct proc_thread *t = proc_thread_by_tid(p, pv.stacks[i].tid);
+
+                CHECK(t != NULL);
+                CHECK_OK(proc_unwind_thread(u, t, 0, &again));
+                CHECK(pv.stacks[i].n > 3 && pv.stacks[i].error == 0);
+                CHECK(same_stack(&again, &pv.stacks[i]));
+                proc_stack_done(&again);
+                proc_stack_done(&pv.stacks[i]);
+        }
+        proc_unwinder_stats(u, &st);
+        CHECK(st.preloaded == pv.n); /* a chunk is used once */
+        CHECK_OK(proc_resume_all(p, &err));
+        u = (proc_unwinder_free(u), NULL);
+        CHECK_OK(proc_detach(p));
+        victim_kill(&v);
+}
+
 TEST(n16_idle_every_thread_unwinds)
 {
         check_n16("idle");
