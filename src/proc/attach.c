@@ -170,6 +170,7 @@ int proc_store_regs(pid_t tid, const struct arch_regs *regs)
 
 static void mark_gone(struct proc *p, struct proc_thread *t)
 {
+        t->fixup_due = false;
         t->state = PROC_THREAD_GONE;
         t->interrupt_sent = false;
         t->new_thread = false;
@@ -179,11 +180,25 @@ static void mark_gone(struct proc *p, struct proc_thread *t)
         p->exited = true;
 }
 
+static void fixup_after_interrupt(struct proc *p, struct proc_thread *t);
+
+/* Run the interrupt fixup that a stop in stop_blocking() left for later:
+ * before the thread's registers are used, stored, or it goes on. */
+static void fixup_if_due(struct proc *p, struct proc_thread *t)
+{
+        if (!t->fixup_due)
+                return;
+        t->fixup_due = false;
+        if (t->state == PROC_THREAD_STOPPED)
+                fixup_after_interrupt(p, t);
+}
+
 /* Resume a thread that reported a stop we do not keep. */
 static int resume_raw(struct proc *p, struct proc_thread *t, int sig)
 {
         long r;
 
+        fixup_if_due(p, t);
         if (t->group_stop && sig == 0)
                 r = ptrace(PTRACE_LISTEN, t->tid, 0, 0);
         else
@@ -291,8 +306,12 @@ static int handle_status(struct proc *p, struct proc_thread *t, int status, pid_
                         t->stop_kind = PROC_STOP_INTERRUPT;
                 }
 
-                if (was_interrupted && !t->group_stop)
-                        fixup_after_interrupt(p, t);
+                if (was_interrupted && !t->group_stop) {
+                        if (p->defer_fixup)
+                                t->fixup_due = true;
+                        else
+                                fixup_after_interrupt(p, t);
+                }
                 if (p->stopping || t->want_stop || t->tid == for_tid)
                         return 1;
                 /* Not stopping: an event while the target runs (group-stop
@@ -974,6 +993,133 @@ static int visit_stopped(struct proc *p, proc_visit_fn visit, void *userdata)
         return n;
 }
 
+/* The stop deadline for a blocking wait: a timer sends WAIT_ALARM_SIG to
+ * this thread, whose handler does nothing but, installed without
+ * SA_RESTART, makes the wait return EINTR. It fires at the deadline and
+ * every 20 ms after (one that comes just before the wait starts is not
+ * lost for good). */
+#define WAIT_ALARM_SIG (SIGRTMAX - 1)
+
+static void wait_alarm_handler(int sig)
+{
+        (void)sig;
+}
+
+struct wait_alarm {
+        timer_t timer;
+        struct sigaction old;
+};
+
+static bool wait_alarm_arm(struct wait_alarm *a, uint64_t deadline_ns)
+{
+        struct sigaction sa = { .sa_handler = wait_alarm_handler };
+        struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = WAIT_ALARM_SIG };
+        struct itimerspec its = {
+                .it_value = { (time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000) },
+                .it_interval = { 0, 20 * 1000000 },
+        };
+        sigset_t cur;
+
+        /* A blocked alarm could not end the wait. */
+        if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0 || sigismember(&cur, WAIT_ALARM_SIG))
+                return false;
+        if (sigaction(WAIT_ALARM_SIG, &sa, &a->old) < 0)
+                return false;
+        sev._sigev_un._tid = gettid();
+        if (timer_create(CLOCK_MONOTONIC, &sev, &a->timer) < 0) {
+                sigaction(WAIT_ALARM_SIG, &a->old, NULL);
+                return false;
+        }
+        if (timer_settime(a->timer, TIMER_ABSTIME, &its, NULL) < 0) {
+                timer_delete(a->timer);
+                sigaction(WAIT_ALARM_SIG, &a->old, NULL);
+                return false;
+        }
+        return true;
+}
+
+static void wait_alarm_disarm(struct wait_alarm *a)
+{
+        timer_delete(a->timer);
+        /* One may be pending: take it before the old handler is back. */
+        sigset_t one;
+        struct timespec zero = { 0, 0 };
+        sigemptyset(&one);
+        sigaddset(&one, WAIT_ALARM_SIG);
+        while (sigtimedwait(&one, NULL, &zero) > 0)
+                ;
+        sigaction(WAIT_ALARM_SIG, &a->old, NULL);
+}
+
+static void timeout_message(struct proc *p, struct errbuf *err)
+{
+        const struct proc_thread *t = first_running(p);
+        char st = '?';
+
+        if (t)
+                procfs_thread_state(p->pid, t->tid, &st);
+        errbuf_set(err, "thread %d of pid %d did not stop within %.1f s (state: %s)",
+                   t ? t->tid : 0, p->pid, (double)p->stop_timeout_ns / 1e9,
+                   procfs_state_name(st));
+}
+
+/* Wait for every interrupted thread to stop as the bare ptrace loop does:
+ * one blocking waitpid(-1, __WNOTHREAD) per status, nothing else. The
+ * tool sleeps while the threads run into their stops, and does no other
+ * work then: the threads need the CPUs to stop (on 2 CPUs, the tool's
+ * work during the stops lengthened the window by about its own length),
+ * so even the interrupt fixup (a PTRACE_GETREGSET each) waits until all
+ * are stopped (fixup_due). Only when every status is ours (reap_direct)
+ * and the stop deadline can be armed: 1 when it cannot, 0 when all are
+ * stopped (or the process is gone), < 0. */
+static int stop_blocking(struct proc *p, uint64_t deadline, struct errbuf *err)
+{
+        struct wait_alarm alarm;
+        int r = 0;
+
+        if (!p->reap_direct || !wait_alarm_arm(&alarm, deadline))
+                return 1;
+        p->defer_fixup = true;
+        while (!all_stopped(p) && !proc_gone(p)) {
+                struct proc_thread *t = NULL;
+                int status, st = 0;
+                pid_t pid = waitpid(-1, &status, __WALL | __WNOTHREAD);
+
+                if (pid < 0 && errno == EINTR) {
+                        if (now_ns() < deadline)
+                                continue;
+                        timeout_message(p, err);
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                if (pid < 0 && errno == ECHILD) {
+                        /* None of ours is traced any more: all gone. */
+                        for (size_t i = 0; i < p->n_threads; i++)
+                                if (p->threads[i]->state == PROC_THREAD_RUNNING)
+                                        mark_gone(p, p->threads[i]);
+                        break;
+                }
+                if (pid < 0) {
+                        r = -errno;
+                        break;
+                }
+                (void)take_status(p, pid, status, &t, &st);
+                if (t) {
+                        r = handle_status(p, t, st, 0);
+                        if (r < 0)
+                                break;
+                        r = 0;
+                }
+        }
+        p->defer_fixup = false;
+        wait_alarm_disarm(&alarm);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < p->n_threads; i++)
+                fixup_if_due(p, p->threads[i]);
+        return 0;
+}
+
 int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
                         struct proc_unwinder *preload, struct errbuf *err)
 {
@@ -1003,6 +1149,27 @@ int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
                 r = interrupt_thread(t);
                 if (r < 0)
                         goto fail;
+        }
+
+        r = stop_blocking(p, deadline, err);
+        if (r < 0)
+                goto fail;
+        if (r == 0) {
+                if (proc_gone(p)) {
+                        r = -ESRCH;
+                        goto fail;
+                }
+                if (visit) {
+                        if (preload)
+                                proc_unwinder_preload(preload);
+                        r = visit_stopped(p, visit, userdata);
+                        if (r < 0) {
+                                abandoned = true;
+                                goto fail;
+                        }
+                }
+                compact_threads(p);
+                return 0;
         }
 
         /* In rounds: take every stop that is in (an empty wait ends the
@@ -1041,13 +1208,7 @@ int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
                         continue;
                 uint64_t now = now_ns();
                 if (now >= deadline) {
-                        const struct proc_thread *t = first_running(p);
-                        char st = '?';
-                        if (t)
-                                procfs_thread_state(p->pid, t->tid, &st);
-                        errbuf_set(err, "thread %d of pid %d did not stop within %.1f s (state: %s)",
-                                   t ? t->tid : 0, p->pid, (double)p->stop_timeout_ns / 1e9,
-                                   procfs_state_name(st));
+                        timeout_message(p, err);
                         r = -ETIMEDOUT;
                         goto fail;
                 }
@@ -1335,6 +1496,7 @@ int proc_regs(struct proc *p, struct proc_thread *t, const struct arch_regs **re
 
         if (t->state != PROC_THREAD_STOPPED)
                 return -EBUSY;
+        fixup_if_due(p, t);
         if (!t->regs_valid) {
                 r = proc_fetch_regs(t->tid, &t->regs);
                 if (r < 0)
@@ -1441,6 +1603,7 @@ static int detach_thread(struct proc *p, struct proc_thread *t)
 
         if (t->state == PROC_THREAD_GONE)
                 return 0;
+        fixup_if_due(p, t);
         if (t->state == PROC_THREAD_STOPPED && t->regs_dirty) {
                 int q = proc_store_regs(t->tid, &t->regs);
                 if (q < 0 && q != -ESRCH)

@@ -18,6 +18,7 @@ struct proc {
         bool stopping;      /* inside stop_all: keep new threads stopped */
         bool was_group_stopped;
         bool reap_direct;   /* the tracer thread has no children: see reap_pending() */
+        bool defer_fixup;   /* stopping in one blocking wait: see stop_blocking() */
 
         struct proc_thread **threads; /* pointers stay valid as it grows */
         size_t n_threads, cap_threads;

@@ -91,6 +91,7 @@ struct proc_thread {
         bool want_stop;       /* proc_stop_thread(): keep its next stop */
         int stop_kind;        /* PROC_STOP_*, what kind of stop it is in */
         bool visited;         /* proc_stop_all_visit() called back for it */
+        bool fixup_due;       /* interrupted: fixup_after_interrupt() still to run */
         unsigned preload;     /* its stack chunk read ahead by the unwinder + 1 */
         /* Its registers at its last stop (as found there), kept after it
          * resumes: stale, only good for warming caches before the next
@@ -118,16 +119,18 @@ int proc_attach(pid_t pid, const struct proc_attach_opts *opts, struct proc **re
  * threads born meanwhile are attached and stopped too. */
 int proc_stop_all(struct proc *p, struct errbuf *err);
 
-/* proc_stop_all(), calling visit() for each thread as soon as it is in its
- * stop, while the others are still on their way: the tool's work on the
- * early ones (e.g. unwinding) overlaps the wait for the late ones. A
- * thread stays stopped once visited, so what visit() saw holds until the
- * resume. Threads born during the stop are visited too (t->unborn). When
- * visit() returns < 0 the stop is abandoned: every thread is resumed and
- * that value returned (err untouched); 0 goes on. With `preload`, the
- * threads that stopped since the last visits have the tops of their
- * stacks read together, in one system call, before they are visited
- * (see proc_unwinder_reserve()). */
+/* proc_stop_all(), calling visit() for each stopped thread. When every
+ * status is ours to take (the attaching thread has no children), the
+ * threads are first all stopped with the tool asleep in one blocking wait
+ * per status, as a bare ptrace loop does (they need the CPUs to reach
+ * their stops), and visited then; otherwise each is visited as soon as it
+ * is in its stop, while the others are still on their way. A thread stays
+ * stopped once visited, so what visit() saw holds until the resume.
+ * Threads born during the stop are visited too (t->unborn). When visit()
+ * returns < 0 the stop is abandoned: every thread is resumed and that
+ * value returned (err untouched); 0 goes on. With `preload`, the stacks
+ * of the threads about to be visited are read together, in one system
+ * call (see proc_unwinder_reserve()). */
 struct proc_unwinder;
 typedef int (*proc_visit_fn)(struct proc *p, struct proc_thread *t, void *userdata);
 int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,

@@ -129,6 +129,10 @@
 #include <sys/uio.h>
 
 #define CHUNK_SIZE 4096u
+/* A window reads ahead of each stack the rest of the page the stack
+ * pointer is in: each remote page costs ~3 µs to reach here (whatever is
+ * copied from it), so never two; frames above it are read when reached,
+ * a page at a time. */
 #define CHUNK_SLOTS 4u
 #define DEFAULT_MAX_FRAMES 256u
 #define CFI_CACHE_SIZE 1024u /* power of two */
@@ -203,6 +207,8 @@ struct code_region {
 struct chunk {
         uint64_t base;
         bool valid;
+        uint32_t len;          /* bytes valid from base: CHUNK_SIZE, or less for a
+                                  * chunk read ahead (PRELOAD_BYTES from sp) */
         uint8_t data[CHUNK_SIZE];
 };
 
@@ -292,30 +298,31 @@ static void cache_seed(struct proc_unwinder *u, struct proc_thread *t)
 static int cache_read_word(struct proc_unwinder *u, uint64_t addr, uint64_t *ret)
 {
         uint64_t base = ALIGN_DOWN(addr, (uint64_t)CHUNK_SIZE);
-        struct chunk *c = NULL;
+        struct chunk *c;
         int r;
 
-        /* A word across a chunk boundary: read it directly (rare, stacks
-         * are word-aligned). A chunk never crosses a mapping boundary, as
-         * pages are at least CHUNK_SIZE. */
+        for (unsigned i = 0; i < CHUNK_SLOTS; i++) {
+                c = &u->chunks[i];
+                if (c->valid && addr >= c->base && c->len >= sizeof(*ret) &&
+                    addr - c->base <= c->len - sizeof(*ret)) {
+                        memcpy(ret, c->data + (addr - c->base), sizeof(*ret));
+                        return 0;
+                }
+        }
+        /* A word across a page boundary: read it directly (rare, stacks
+         * are word-aligned). A page-aligned chunk never crosses a mapping
+         * boundary. */
         if (addr - base > CHUNK_SIZE - sizeof(uint64_t))
                 return proc_read(u->p, addr, ret, sizeof(*ret));
-
-        for (unsigned i = 0; i < CHUNK_SLOTS; i++)
-                if (u->chunks[i].valid && u->chunks[i].base == base) {
-                        c = &u->chunks[i];
-                        break;
-                }
-        if (!c) {
-                c = &u->chunks[u->next_slot];
-                u->next_slot = (u->next_slot + 1) % CHUNK_SLOTS;
-                c->valid = false;
-                r = proc_read(u->p, base, c->data, CHUNK_SIZE);
-                if (r < 0)
-                        return r;
-                c->base = base;
-                c->valid = true;
-        }
+        c = &u->chunks[u->next_slot];
+        u->next_slot = (u->next_slot + 1) % CHUNK_SLOTS;
+        c->valid = false;
+        r = proc_read(u->p, base, c->data, CHUNK_SIZE);
+        if (r < 0)
+                return r;
+        c->base = base;
+        c->len = CHUNK_SIZE;
+        c->valid = true;
         memcpy(ret, c->data + (addr - base), sizeof(*ret));
         return 0;
 }
@@ -1421,21 +1428,24 @@ void proc_unwinder_preload(struct proc_unwinder *u)
         size_t n = 0;
 
         u->n_pre = 0;
-        for (size_t i = 0; i < proc_n_threads(p) && n < u->cap_pre; i++) {
+        for (size_t i = 0; i < proc_n_threads(p); i++) {
                 struct proc_thread *t = proc_thread_at(p, i);
                 const struct arch_regs *regs;
 
                 if (t->visited)
                         continue;
                 t->preload = 0;
-                if (t->state != PROC_THREAD_STOPPED || t->unborn || proc_regs(p, t, &regs) < 0)
+                if (n >= u->cap_pre || t->state != PROC_THREAD_STOPPED || t->unborn ||
+                    proc_regs(p, t, &regs) < 0)
                         continue;
-                uint64_t base = ALIGN_DOWN(arch_regs_sp(regs), (uint64_t)CHUNK_SIZE);
+                uint64_t base = arch_regs_sp(regs);
+                uint32_t len = (uint32_t)(CHUNK_SIZE - (base & (CHUNK_SIZE - 1)));
                 u->pre[n].base = base;
+                u->pre[n].len = len;
                 u->pre[n].valid = false;
                 u->pre_tid[n] = t->tid;
-                u->pre_local[n] = (struct iovec){ u->pre[n].data, CHUNK_SIZE };
-                u->pre_remote[n] = (struct iovec){ (void *)(uintptr_t)base, CHUNK_SIZE };
+                u->pre_local[n] = (struct iovec){ u->pre[n].data, len };
+                u->pre_remote[n] = (struct iovec){ (void *)(uintptr_t)base, len };
                 t->preload = (unsigned)++n;
         }
         u->n_pre = n;
@@ -1447,10 +1457,14 @@ void proc_unwinder_preload(struct proc_unwinder *u)
                 size_t m = MIN(n - k, (size_t)IOV_MAX);
                 ssize_t got = process_vm_readv(p->pid, &u->pre_local[k], m, &u->pre_remote[k], m,
                                                0);
-                size_t full = got > 0 ? (size_t)got / CHUNK_SIZE : 0;
+                size_t full = 0;
 
-                for (size_t j = 0; j < full; j++)
-                        u->pre[k + j].valid = true;
+                /* The iovecs read whole, in order. */
+                for (size_t left = got > 0 ? (size_t)got : 0;
+                     full < m && left >= u->pre_local[k + full].iov_len; full++) {
+                        left -= u->pre_local[k + full].iov_len;
+                        u->pre[k + full].valid = true;
+                }
                 k += full < m ? full + 1 : m;
                 if (got < 0 && errno == ESRCH)
                         break;

@@ -34,6 +34,7 @@ struct shared {
         atomic_int ready;
         atomic_int blocked_ready;
         atomic_long read_done;
+        atomic_int vforked, vfork_done;
         int pipe_r, pipe_w;
         char eintr_where[64];
 };
@@ -237,7 +238,32 @@ enum {
         V_BUSY = 1 << 0,
         V_BLOCKED = 1 << 1,
         V_CHURN = 1 << 2,
+        /* Not a child of the test (started through a child that exits):
+         * then the tracer thread has no children of its own, and statuses
+         * are taken with one blocking waitpid (stop_blocking in attach.c). */
+        V_ORPHAN = 1 << 3,
+        /* A thread that vfork()s a child which sleeps 2 s: until then it
+         * cannot stop (a vfork parent waits uninterruptibly). */
+        V_VFORK = 1 << 4,
 };
+
+static void *vfork_thread(void *arg)
+{
+        pid_t c = vfork();
+
+        if (c == 0) {
+                struct timespec ts = { 2, 0 };
+
+                atomic_store(&sh->vforked, 1);
+                syscall(SYS_nanosleep, &ts, NULL);
+                _exit(0);
+        }
+        waitpid(c, NULL, 0);
+        atomic_store(&sh->vfork_done, 1);
+        for (;;)
+                pause();
+        return NULL;
+}
 
 static int n_blocked_kinds = 7;
 
@@ -287,13 +313,23 @@ static pid_t start_victim(int flags, int n_busy)
         sh->pipe_r = fds[0];
         sh->pipe_w = fds[1];
 
+        int pidp[2];
+        CHECK(pipe(pidp) == 0);
         pid = fork();
         CHECK(pid >= 0);
+        if (pid == 0 && (flags & V_ORPHAN)) {
+                pid_t g = fork();
+                if (g != 0) {
+                        (void)!write(pidp[1], &g, sizeof(g));
+                        _exit(0);
+                }
+        }
         if (pid == 0) {
                 pthread_t t;
                 struct sigaction sa = { .sa_handler = on_usr1 };
 
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (!(flags & V_ORPHAN))
+                        prctl(PR_SET_PDEATHSIG, SIGKILL);
                 sigaction(SIGUSR1, &sa, NULL);
                 sa.sa_handler = on_rt;
                 sigaction(SIGRTMIN + 1, &sa, NULL);
@@ -310,9 +346,20 @@ static pid_t start_victim(int flags, int n_busy)
                 }
                 if (flags & V_CHURN)
                         pthread_create(&t, NULL, churn_thread, NULL);
+                if (flags & V_VFORK)
+                        pthread_create(&t, NULL, vfork_thread, NULL);
                 for (;;)
                         pause(); /* EINTR here is the handler's, expected */
         }
+        if (flags & V_ORPHAN) {
+                CHECK(read(pidp[0], &pid, sizeof(pid)) == sizeof(pid));
+                waitpid(-1, NULL, 0); /* the middle one */
+        }
+        close(pidp[0]);
+        close(pidp[1]);
+        for (int i = 0; i < 10000 && (flags & V_VFORK) && !atomic_load(&sh->vforked); i++)
+                usleep(1000);
+        CHECK(!(flags & V_VFORK) || atomic_load(&sh->vforked));
         int want = n_busy + ((flags & V_CHURN) ? 1 : 0);
         int want_blocked = (flags & V_BLOCKED) ? n_blocked_kinds : 0;
         for (int i = 0; i < 10000; i++) {
@@ -331,7 +378,13 @@ static pid_t start_victim(int flags, int n_busy)
 static void stop_victim(pid_t pid)
 {
         kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        if (waitpid(pid, NULL, 0) < 0) {
+                /* An orphan: its new parent reaps it. */
+                char path[64];
+                snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+                for (int i = 0; i < 5000 && access(path, F_OK) == 0; i++)
+                        usleep(1000);
+        }
 }
 
 static long wait_progress(long from)
@@ -393,9 +446,9 @@ TEST(attach_sees_every_thread)
         stop_victim(pid);
 }
 
-TEST(stop_all_stops_every_thread)
+static void check_stop_all(int flags)
 {
-        pid_t pid = start_victim(V_BLOCKED, 4);
+        pid_t pid = start_victim(V_BLOCKED | flags, 4);
         _cleanup_(proc_freep) struct proc *p = NULL;
         struct errbuf e = {};
 
@@ -420,6 +473,61 @@ TEST(stop_all_stops_every_thread)
         CHECK_OK(proc_detach(p));
         CHECK(atomic_load(&sh->eintr) == 0);
         stop_victim(pid);
+}
+
+TEST(stop_all_stops_every_thread)
+{
+        check_stop_all(0);
+}
+
+/* The same when the target is not a child of the tool, as with the CLI:
+ * the stop takes statuses in one blocking wait each. */
+TEST(stop_all_stops_every_thread_of_a_non_child)
+{
+        check_stop_all(V_ORPHAN);
+}
+
+/* A thread that cannot stop (a vfork parent) ends the stop at the
+ * timeout with a message naming it, and the others run on; once it can,
+ * everything detaches. Both ways of waiting: the target a child of the
+ * tool or not. */
+static void check_stop_timeout(int flags)
+{
+        pid_t pid = start_victim(V_VFORK | flags, 2);
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        struct proc_attach_opts opts = { .timeout = 0.3 };
+        struct errbuf e = {};
+        char want[64];
+
+        CHECK_OK(proc_attach(pid, &opts, &p, &e));
+        uint64_t t0 = now_ns();
+        CHECK_ERR(proc_stop_all(p, &e), ETIMEDOUT);
+        uint64_t took = now_ns() - t0;
+        CHECK(took >= 250 * 1000000ull && took < 1500 * 1000000ull);
+        snprintf(want, sizeof(want), "did not stop within 0.3 s");
+        CHECK(strstr(e.msg, want) != NULL);
+        printf("# %s (%.0f ms)\n", e.msg, took / 1e6);
+        /* The others were let go. */
+        long before = atomic_load(&sh->progress);
+        CHECK(wait_progress(before) > before);
+        /* Its interrupt is still pending: when the vfork child is gone it
+         * stops for it, and goes on when the event is served. */
+        for (int i = 0; i < 5000 && !atomic_load(&sh->vfork_done); i++)
+                CHECK_OK(proc_wait_events(p, 1000000));
+        CHECK(atomic_load(&sh->vfork_done));
+        CHECK_OK(proc_detach(p));
+        CHECK(atomic_load(&sh->eintr) == 0);
+        stop_victim(pid);
+}
+
+TEST(stop_times_out_on_a_thread_that_cannot_stop)
+{
+        check_stop_timeout(0);
+}
+
+TEST(stop_times_out_on_a_thread_that_cannot_stop_non_child)
+{
+        check_stop_timeout(V_ORPHAN);
 }
 
 struct probe_seen {
