@@ -1151,26 +1151,10 @@ int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
                         goto fail;
         }
 
+        /* All stopped by then (0), or not tried (1). */
         r = stop_blocking(p, deadline, err);
         if (r < 0)
                 goto fail;
-        if (r == 0) {
-                if (proc_gone(p)) {
-                        r = -ESRCH;
-                        goto fail;
-                }
-                if (visit) {
-                        if (preload)
-                                proc_unwinder_preload(preload);
-                        r = visit_stopped(p, visit, userdata);
-                        if (r < 0) {
-                                abandoned = true;
-                                goto fail;
-                        }
-                }
-                compact_threads(p);
-                return 0;
-        }
 
         /* In rounds: take every stop that is in (an empty wait ends the
          * round), then check the stacks of the threads that stopped while
@@ -1179,8 +1163,9 @@ int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
          * starts only when the signalfd has a SIGCHLD, taken before the
          * waits: a stop after that take queues another. Sleep only when
          * there is nothing to check; after a wake-up (or the 20 ms a
-         * SIGCHLD taken elsewhere would cost) always wait once. */
-        bool pending = true; /* what came in before */
+         * SIGCHLD taken elsewhere would cost) always wait once. After
+         * stop_blocking(), one round visits them all. */
+        bool pending = r == 1; /* what came in before */
         for (;;) {
                 if (pending) {
                         while ((r = proc_wait_one(p, 0, 0, NULL)) > 0)

@@ -68,18 +68,23 @@ check "busy function: the message names the function and the thread" \
         said "refusing to patch pid $pid: function 'wait_here' is on the stack of thread $tid (\"blocker\"); retried for "
 [ "$ELAPSED_MS" -lt 4500 ]
 ok $? "busy function: refused after the 0.5 s timeout, not the default 5 s ($ELAPSED_MS ms)"
-# Each retry begins with a probe (every thread stopped alone, its stack
-# checked): a probe that finds wait_here() busy backs off at once, so
-# the check stopped the process as a whole only once, for the last and
-# deciding try before the timeout (the other stops are the first patch's
-# preparation, which maps the arena, and its undoing).
+# Each retry begins with a probe (threads stopped alone, each stack
+# checked): a probe that finds wait_here() busy backs off at once,
+# without a stop of the whole process. The first probe has only 2 ms
+# and may not reach the blocker on a loaded machine (then a window finds
+# it); the later ones have 50 ms. So the process as a whole was stopped
+# for the check at most twice: that first try and the last, deciding
+# one before the timeout (the other stops are the first patch's
+# preparation, which maps the arena, and its undoing); the probes in
+# between all found it busy.
 run_liveup apply --json --timeout 0.3 "$pid" "$T/fix-wait.lpo"
-check "busy function, --json: one whole-process check, every probe found it busy" json_check "$T/lu.out" "
+check "busy function, --json: at most two whole-process checks, the probes found it busy" json_check "$T/lu.out" "
 p = d['processes'][0]
 if p['applied']: fail('applied')
-if p['attempts'] != 1: fail('attempts %d' % p['attempts'])
+if not 1 <= p['attempts'] <= 2: fail('attempts %d' % p['attempts'])
 if p['probes'] < 2: fail('probes %d' % p['probes'])
-if p['probes'] < 1 or p['probes_busy'] != p['probes']: fail('probes %d busy %d' % (p['probes'], p['probes_busy']))
+if p['probes_busy'] < p['probes'] - 1: fail('probes %d busy %d' % (p['probes'], p['probes_busy']))
+if p['attempts'] + p['probes_busy'] < p['probes']: fail('attempts %d probes %d busy %d' % (p['attempts'], p['probes'], p['probes_busy']))
 if 'wait_here' not in p['error']: fail(p['error'])
 "
 

@@ -39,6 +39,26 @@ all_stopped() {
         all_threads_in "$1" T
 }
 
+# A worker that SIGSTOP caught inside compute() (a few % of its time)
+# holds the check up for as long as the process stays stopped, and
+# liveup rightly refuses, naming it. Such a stop is taken again: SIGCONT,
+# a moment, SIGSTOP, and the same command (at most 20 times).
+stopped_try() {
+        st_i=0
+        while :; do
+                run_liveup "$@"
+                [ $LU_RC -eq 0 ] && return 0
+                grep -q "is on the stack of thread" "$T/lu.err" || return 0
+                st_i=$((st_i + 1))
+                [ $st_i -ge 20 ] && return 0
+                diag "a worker was stopped inside compute(); stopping the process again"
+                kill -CONT "$pid"
+                sleep 0.05
+                kill -STOP "$pid"
+                all_stopped "$pid" || return 0
+        done
+}
+
 build_patch p1 fix-100 lpt-pie-o2
 ok $? "fix-100.c builds"
 
@@ -70,7 +90,7 @@ run_liveup revert "$pid"
 ok $LU_RC "... and revert"
 kill -STOP "$pid"
 check "SIGSTOP: every thread of the victim is stopped" all_stopped "$pid"
-run_liveup apply "$pid" "$T/p1.lpo"
+stopped_try apply --timeout 0.3 "$pid" "$T/p1.lpo"
 ok $LU_RC "apply to the stopped process (carved from the arena)"
 check "... every thread is still stopped" all_stopped "$pid"
 check "... no thread is traced" untraced "$pid"
@@ -80,7 +100,7 @@ ok $? "after SIGCONT: x + 100 in every thread"
 
 kill -STOP "$pid"
 check "SIGSTOP again: every thread stopped" all_stopped "$pid"
-run_liveup revert "$pid"
+stopped_try revert --timeout 0.3 "$pid"
 ok $LU_RC "revert in the stopped process"
 check "... every thread is still stopped" all_stopped "$pid"
 check "... no thread is traced" untraced "$pid"
