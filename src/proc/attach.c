@@ -87,6 +87,11 @@ bool proc_was_group_stopped(const struct proc *p)
         return p->was_group_stopped;
 }
 
+bool proc_reaps_direct(const struct proc *p)
+{
+        return p->reap_direct;
+}
+
 bool proc_job_stopped(const struct proc *p)
 {
         size_t live = 0;
@@ -358,6 +363,7 @@ static int handle_status(struct proc *p, struct proc_thread *t, int status, pid_
         case PTRACE_EVENT_EXEC:
                 log_debug("thread %d executed a new program", t->tid);
                 p->execed = true;
+                t->fixup_due = false; /* its registers are the new program's */
                 t->state = PROC_THREAD_STOPPED;
                 t->stop_kind = PROC_STOP_IN_SYSCALL;
                 t->interrupt_sent = false;
@@ -1188,15 +1194,15 @@ int proc_stop_all_visit(struct proc *p, proc_visit_fn visit, void *userdata,
                 }
                 if (all_stopped(p))
                         break;
-                pending = sigchld_taken(p);
-                if (pending)
-                        continue;
                 uint64_t now = now_ns();
                 if (now >= deadline) {
                         timeout_message(p, err);
                         r = -ETIMEDOUT;
                         goto fail;
                 }
+                pending = sigchld_taken(p);
+                if (pending)
+                        continue;
                 r = wait_sigchld(p, deadline - now);
                 if (r < 0)
                         goto fail;
@@ -1396,6 +1402,9 @@ static int resume_kept(struct proc *p, struct proc_thread *t)
 
         if (t->state != PROC_THREAD_STOPPED)
                 return 0;
+        /* Before signal_seen is cleared: a signal delivered meanwhile may
+         * have caused the EINTR, which must then stay. */
+        fixup_if_due(p, t);
         if (t->regs_dirty) {
                 r = proc_store_regs(t->tid, &t->regs);
                 if (r < 0 && r != -ESRCH)

@@ -33,8 +33,10 @@
  * When the target is a child of the tool and exits while attached, its
  * exit status is reaped here (the kernel reports it once, to the tracer).
  * When the attaching thread has no children at proc_attach(), statuses are
- * taken with one waitpid(-1, __WNOTHREAD) each: that thread must not fork
- * while attached (its child's exit would be taken and dropped here).
+ * taken with one waitpid(-1, __WNOTHREAD) each (proc_reaps_direct()):
+ * that thread must not fork while attached, nor gain children otherwise
+ * (a thread of the tool that exits may leave its children to it), or
+ * their exits would be taken and dropped here.
  *
  * While attached, the calling thread blocks SIGCHLD (to wait on it with a
  * signalfd); proc_free() restores the previous mask. While seizing,
@@ -163,6 +165,9 @@ int proc_resume_thread(struct proc *p, struct proc_thread *t, struct errbuf *err
  * SIGTSTP...) as last seen: then none can run injected code (remote
  * syscalls refuse with -EAGAIN). */
 bool proc_job_stopped(const struct proc *p);
+/* Are wait statuses taken directly, one waitpid(-1, __WNOTHREAD) each, and
+ * stops waited for with the tool asleep (see proc_stop_all_visit())? */
+bool proc_reaps_direct(const struct proc *p);
 
 /* True when the process executed a new program (execve) or exited
  * while attached: the operation must be abandoned. */

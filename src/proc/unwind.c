@@ -204,6 +204,14 @@ struct code_region {
         size_t eh_off; /* of the .eh_frame bytes in image; 0: none */
 };
 
+/* Whose stack a chunk read ahead is: the thread, at which of its stops
+ * (proc_thread.stopped_ns), so that a chunk left from an abandoned window
+ * is never taken for the stack of a later stop. */
+struct pre_owner {
+        pid_t tid;
+        uint64_t stopped_ns;
+};
+
 struct chunk {
         uint64_t base;
         bool valid;
@@ -249,7 +257,7 @@ struct proc_unwinder {
          * in one process_vm_readv (proc_unwinder_preload); a thread's
          * proc_thread.preload is its index + 1. */
         struct chunk *pre;
-        pid_t *pre_tid;
+        struct pre_owner *pre_owner;
         struct iovec *pre_local, *pre_remote;
         size_t cap_pre, n_pre;
 
@@ -288,7 +296,8 @@ static void cache_seed(struct proc_unwinder *u, struct proc_thread *t)
         unsigned i = t->preload;
 
         t->preload = 0;
-        if (i == 0 || i > u->n_pre || u->pre_tid[i - 1] != t->tid || !u->pre[i - 1].valid)
+        if (i == 0 || i > u->n_pre || u->pre_owner[i - 1].tid != t->tid ||
+            u->pre_owner[i - 1].stopped_ns != t->stopped_ns || !u->pre[i - 1].valid)
                 return;
         memcpy(&u->chunks[0], &u->pre[i - 1], sizeof(u->chunks[0]));
         u->next_slot = 1;
@@ -902,7 +911,7 @@ void proc_unwinder_free(struct proc_unwinder *u)
         code_regions_free(u->code, u->n_code);
         free(u->want);
         free(u->pre);
-        free(u->pre_tid);
+        free(u->pre_owner);
         free(u->pre_local);
         free(u->pre_remote);
         if (u->arch_elf)
@@ -1400,10 +1409,10 @@ int proc_unwinder_reserve(struct proc_unwinder *u, size_t n)
         if (!pre)
                 return -ENOMEM;
         u->pre = pre;
-        pid_t *tids = realloc(u->pre_tid, n * sizeof(*tids));
-        if (!tids)
+        struct pre_owner *own = realloc(u->pre_owner, n * sizeof(*own));
+        if (!own)
                 return -ENOMEM;
-        u->pre_tid = tids;
+        u->pre_owner = own;
         struct iovec *l = realloc(u->pre_local, n * sizeof(*l));
         if (!l)
                 return -ENOMEM;
@@ -1414,7 +1423,7 @@ int proc_unwinder_reserve(struct proc_unwinder *u, size_t n)
         u->pre_remote = rm;
         /* Touched now, not in the window (as the chunks above). */
         explicit_bzero(u->pre, n * sizeof(*u->pre));
-        explicit_bzero(u->pre_tid, n * sizeof(*u->pre_tid));
+        explicit_bzero(u->pre_owner, n * sizeof(*u->pre_owner));
         explicit_bzero(u->pre_local, n * sizeof(*u->pre_local));
         explicit_bzero(u->pre_remote, n * sizeof(*u->pre_remote));
         u->cap_pre = n;
@@ -1443,7 +1452,7 @@ void proc_unwinder_preload(struct proc_unwinder *u)
                 u->pre[n].base = base;
                 u->pre[n].len = len;
                 u->pre[n].valid = false;
-                u->pre_tid[n] = t->tid;
+                u->pre_owner[n] = (struct pre_owner){ t->tid, t->stopped_ns };
                 u->pre_local[n] = (struct iovec){ u->pre[n].data, len };
                 u->pre_remote[n] = (struct iovec){ (void *)(uintptr_t)base, len };
                 t->preload = (unsigned)++n;

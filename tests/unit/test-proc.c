@@ -352,8 +352,9 @@ static pid_t start_victim(int flags, int n_busy)
                         pause(); /* EINTR here is the handler's, expected */
         }
         if (flags & V_ORPHAN) {
+                pid_t middle = pid;
                 CHECK(read(pidp[0], &pid, sizeof(pid)) == sizeof(pid));
-                waitpid(-1, NULL, 0); /* the middle one */
+                CHECK(waitpid(middle, NULL, 0) == middle);
         }
         close(pidp[0]);
         close(pidp[1]);
@@ -453,6 +454,8 @@ static void check_stop_all(int flags)
         struct errbuf e = {};
 
         CHECK_OK(proc_attach(pid, NULL, &p, &e));
+        /* The way of waiting this test is for. */
+        CHECK(proc_reaps_direct(p) == !!(flags & V_ORPHAN));
         CHECK_OK(proc_stop_all(p, &e));
         long before = atomic_load(&sh->progress);
         usleep(20000);
@@ -500,6 +503,7 @@ static void check_stop_timeout(int flags)
         char want[64];
 
         CHECK_OK(proc_attach(pid, &opts, &p, &e));
+        CHECK(proc_reaps_direct(p) == !!(flags & V_ORPHAN));
         uint64_t t0 = now_ns();
         CHECK_ERR(proc_stop_all(p, &e), ETIMEDOUT);
         uint64_t took = now_ns() - t0;

@@ -413,6 +413,45 @@ TEST(n16_busy_stacks_read_ahead_are_the_same)
         victim_kill(&v);
 }
 
+/* A window abandoned at its first visit (a busy stack) leaves chunks read
+ * ahead for threads never visited: the next stop must not take them for
+ * its stacks (each chunk belongs to one stop of its thread). */
+static int busy_at_first(struct proc *p, struct proc_thread *t, void *userdata)
+{
+        return -EBUSY;
+}
+
+TEST(abandoned_window_leaves_no_stale_stack)
+{
+        _cleanup_(proc_freep) struct proc *p = NULL;
+        _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
+        struct proc_unwind_stats st;
+        struct errbuf err = {};
+        char *args[] = { "16", "busy", NULL };
+        struct victim v;
+
+        victim_start("victim-n", args, &v);
+        CHECK_OK(proc_attach(v.pid, NULL, &p, &err));
+        CHECK_OK(proc_unwinder_new(p, &u, &err));
+        CHECK_OK(proc_unwinder_reserve(u, proc_n_threads(p)));
+        CHECK_ERR(proc_stop_all_visit(p, busy_at_first, NULL, u, &err), EBUSY);
+        /* Every thread runs again; stop them once more (no read-ahead). */
+        CHECK_OK(proc_stop_all(p, &err));
+        for (size_t i = 0; i < proc_n_threads(p); i++) {
+                struct proc_stack s = {};
+
+                CHECK_OK(proc_unwind_thread(u, proc_thread_at(p, i), 0, &s));
+                CHECK(s.error == 0 && s.n > 3);
+                proc_stack_done(&s);
+        }
+        proc_unwinder_stats(u, &st);
+        CHECK(st.preloaded == 0);
+        CHECK_OK(proc_resume_all(p, &err));
+        u = (proc_unwinder_free(u), NULL);
+        CHECK_OK(proc_detach(p));
+        victim_kill(&v);
+}
+
 TEST(n16_idle_every_thread_unwinds)
 {
         check_n16("idle");
