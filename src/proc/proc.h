@@ -41,8 +41,10 @@
  * While attached, the calling thread blocks SIGCHLD (to wait on it with a
  * signalfd); proc_free() restores the previous mask. While seizing,
  * proc_attach() briefly installs a handler for SIGRTMAX-1 with a timer
- * (see "the exec deadlock" in attach.c) and restores the old one. One
- * `struct proc` is used by one thread of the tool. */
+ * (see "the exec deadlock" in attach.c) and restores the old one; so does
+ * a stop that sleeps in a blocking wait (the timer is its deadline: see
+ * stop_blocking() in attach.c). One `struct proc` is used by one thread
+ * of the tool. */
 #pragma once
 
 #include "arch/arch.h"
