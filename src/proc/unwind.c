@@ -1401,33 +1401,30 @@ void proc_unwinder_stats(const struct proc_unwinder *u, struct proc_unwind_stats
         *ret = u->stats;
 }
 
+/* *ptr resized to `size` bytes, every byte written now (zero): room used
+ * inside a stop window must not be faulted in there. */
+static int grow_touched(void **ptr, size_t size)
+{
+        void *q = realloc(*ptr, size);
+
+        if (!q)
+                return -ENOMEM;
+        explicit_bzero(q, size);
+        *ptr = q;
+        return 0;
+}
+
 int proc_unwinder_reserve(struct proc_unwinder *u, size_t n)
 {
         if (n <= u->cap_pre)
                 return 0;
-        struct chunk *pre = realloc(u->pre, n * sizeof(*pre));
-        if (!pre)
-                return -ENOMEM;
-        u->pre = pre;
-        struct pre_owner *own = realloc(u->pre_owner, n * sizeof(*own));
-        if (!own)
-                return -ENOMEM;
-        u->pre_owner = own;
-        struct iovec *l = realloc(u->pre_local, n * sizeof(*l));
-        if (!l)
-                return -ENOMEM;
-        u->pre_local = l;
-        struct iovec *rm = realloc(u->pre_remote, n * sizeof(*rm));
-        if (!rm)
-                return -ENOMEM;
-        u->pre_remote = rm;
-        /* Touched now, not in the window (as the chunks above). */
-        explicit_bzero(u->pre, n * sizeof(*u->pre));
-        explicit_bzero(u->pre_owner, n * sizeof(*u->pre_owner));
-        explicit_bzero(u->pre_local, n * sizeof(*u->pre_local));
-        explicit_bzero(u->pre_remote, n * sizeof(*u->pre_remote));
-        u->cap_pre = n;
         u->n_pre = 0;
+        if (grow_touched((void **)&u->pre, n * sizeof(*u->pre)) < 0 ||
+            grow_touched((void **)&u->pre_owner, n * sizeof(*u->pre_owner)) < 0 ||
+            grow_touched((void **)&u->pre_local, n * sizeof(*u->pre_local)) < 0 ||
+            grow_touched((void **)&u->pre_remote, n * sizeof(*u->pre_remote)) < 0)
+                return -ENOMEM;
+        u->cap_pre = n;
         return 0;
 }
 

@@ -374,6 +374,19 @@ static int preload_visit(struct proc *p, struct proc_thread *t, void *userdata)
         return proc_unwind_thread(v->u, t, 0, &v->stacks[v->n++]);
 }
 
+/* victim-n with 16 busy threads, attached, an unwinder with room to read
+ * every stack ahead. */
+static void attach_reserved(struct victim *v, struct proc **p, struct proc_unwinder **u)
+{
+        char *args[] = { "16", "busy", NULL };
+        struct errbuf err = {};
+
+        victim_start("victim-n", args, v);
+        CHECK_OK(proc_attach(v->pid, NULL, p, &err));
+        CHECK_OK(proc_unwinder_new(*p, u, &err));
+        CHECK_OK(proc_unwinder_reserve(*u, proc_n_threads(*p)));
+}
+
 TEST(n16_busy_stacks_read_ahead_are_the_same)
 {
         _cleanup_(proc_freep) struct proc *p = NULL;
@@ -381,13 +394,9 @@ TEST(n16_busy_stacks_read_ahead_are_the_same)
         struct preload_visit pv = {};
         struct proc_unwind_stats st;
         struct errbuf err = {};
-        char *args[] = { "16", "busy", NULL };
         struct victim v;
 
-        victim_start("victim-n", args, &v);
-        CHECK_OK(proc_attach(v.pid, NULL, &p, &err));
-        CHECK_OK(proc_unwinder_new(p, &u, &err));
-        CHECK_OK(proc_unwinder_reserve(u, proc_n_threads(p)));
+        attach_reserved(&v, &p, &u);
         pv.u = u;
         CHECK_OK(proc_stop_all_visit(p, preload_visit, &pv, u, &err));
         CHECK(pv.n == proc_n_threads(p));
@@ -427,13 +436,9 @@ TEST(abandoned_window_leaves_no_stale_stack)
         _cleanup_(proc_unwinder_freep) struct proc_unwinder *u = NULL;
         struct proc_unwind_stats st;
         struct errbuf err = {};
-        char *args[] = { "16", "busy", NULL };
         struct victim v;
 
-        victim_start("victim-n", args, &v);
-        CHECK_OK(proc_attach(v.pid, NULL, &p, &err));
-        CHECK_OK(proc_unwinder_new(p, &u, &err));
-        CHECK_OK(proc_unwinder_reserve(u, proc_n_threads(p)));
+        attach_reserved(&v, &p, &u);
         CHECK_ERR(proc_stop_all_visit(p, busy_at_first, NULL, u, &err), EBUSY);
         /* Every thread runs again; stop them once more (no read-ahead). */
         CHECK_OK(proc_stop_all(p, &err));
