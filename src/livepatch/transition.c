@@ -131,8 +131,8 @@ int lp_transition_stop(struct proc *p, struct proc_unwinder *u, const struct lp_
                         log_debug("probe: clear; each thread held %.0f µs at most",
                                   (double)probe_held / 1e3);
                 t0 = now_ns();
-                /* Each stack is checked as soon as its thread stops, while
-                 * the others are still stopping; the first busy one
+                /* Every stack is checked with every thread stopped (see
+                 * proc_stop_all_visit for when); the first busy one
                  * abandons the stop (every thread resumed). */
                 r = proc_stop_all_visit(p, check_thread, &check, u, err);
                 if (r < 0 && r != -EBUSY) {

@@ -737,23 +737,68 @@ static void reaper_handler(int sig)
         errno = saved;
 }
 
-struct reaper_guard {
+/* A POSIX timer that sends THREAD_ALARM_SIG to the calling thread, first
+ * at `first` (absolute on CLOCK_MONOTONIC with TIMER_ABSTIME in `flags`,
+ * else from now) and every 20 ms after, with `handler` installed for it.
+ * Without SA_RESTART, a blocking call it lands in returns EINTR; one that
+ * comes just before such a call starts is not lost for good, the next
+ * comes 20 ms later. Used by the reaper (seizing) and by stop_blocking(),
+ * never both at once. False when it cannot be armed (the signal blocked
+ * in this thread, or a call failed): nothing is then changed. */
+#define THREAD_ALARM_SIG (SIGRTMAX - 1)
+
+struct thread_alarm {
         timer_t timer;
-        bool armed;
         struct sigaction old;
+};
+
+static bool thread_alarm_arm(struct thread_alarm *a, void (*handler)(int), int flags,
+                             struct timespec first)
+{
+        struct sigaction sa = { .sa_handler = handler };
+        struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID,
+                                .sigev_signo = THREAD_ALARM_SIG };
+        struct itimerspec its = { .it_value = first, .it_interval = { 0, 20 * 1000000 } };
+        sigset_t cur;
+
+        if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0 || sigismember(&cur, THREAD_ALARM_SIG))
+                return false;
+        if (sigaction(THREAD_ALARM_SIG, &sa, &a->old) < 0)
+                return false;
+        sev._sigev_un._tid = gettid();
+        if (timer_create(CLOCK_MONOTONIC, &sev, &a->timer) < 0) {
+                sigaction(THREAD_ALARM_SIG, &a->old, NULL);
+                return false;
+        }
+        if (timer_settime(a->timer, flags, &its, NULL) < 0) {
+                timer_delete(a->timer);
+                sigaction(THREAD_ALARM_SIG, &a->old, NULL);
+                return false;
+        }
+        return true;
+}
+
+static void thread_alarm_disarm(struct thread_alarm *a)
+{
+        timer_delete(a->timer);
+        /* One may be pending: take it before the old handler is back. */
+        sigset_t one;
+        struct timespec zero = { 0, 0 };
+        sigemptyset(&one);
+        sigaddset(&one, THREAD_ALARM_SIG);
+        while (sigtimedwait(&one, NULL, &zero) > 0)
+                ;
+        sigaction(THREAD_ALARM_SIG, &a->old, NULL);
+}
+
+struct reaper_guard {
+        struct thread_alarm alarm;
+        bool armed;
 };
 
 static void reaper_arm(struct proc *p, const pid_t *tasks, size_t n_tasks,
                        struct reaper_guard *g)
 {
-        struct sigevent sev = {};
-        struct sigaction sa = { .sa_handler = reaper_handler };
-        struct itimerspec its = {
-                .it_value = { 0, 20 * 1000000 },
-                .it_interval = { 0, 20 * 1000000 },
-        };
-        int sig = SIGRTMAX - 1;
-
         g->armed = false;
         reaper.n_tids = 0;
         reaper.n_reaped = 0;
@@ -764,37 +809,17 @@ static void reaper_arm(struct proc *p, const pid_t *tasks, size_t n_tasks,
                 reaper.tids[reaper.n_tids++] = p->threads[i]->tid;
         for (size_t i = 0; i < n_tasks && reaper.n_tids < REAPER_MAX; i++)
                 reaper.tids[reaper.n_tids++] = tasks[i];
-        /* No SA_RESTART needed: SEIZE restarts by itself (ERESTARTNOINTR). */
-        if (sigaction(sig, &sa, &g->old) < 0)
-                return;
-        sev.sigev_notify = SIGEV_THREAD_ID;
-        sev.sigev_signo = sig;
-        sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
-        if (timer_create(CLOCK_MONOTONIC, &sev, &g->timer) < 0) {
-                sigaction(sig, &g->old, NULL);
-                return;
-        }
-        timer_settime(g->timer, 0, &its, NULL);
-        g->armed = true;
+        /* Every 20 ms from now. SEIZE restarts by itself after the
+         * handler (ERESTARTNOINTR). */
+        g->armed = thread_alarm_arm(&g->alarm, reaper_handler, 0,
+                                    (struct timespec){ 0, 20 * 1000000 });
 }
 
 static void reaper_disarm(struct proc *p, struct reaper_guard *g)
 {
         if (!g->armed)
                 return;
-        timer_delete(g->timer);
-        /* A signal already queued is harmless: the handler stays until we
-         * restore it, after draining. */
-        sigset_t pend;
-        sigpending(&pend);
-        if (sigismember(&pend, SIGRTMAX - 1)) {
-                sigset_t one;
-                struct timespec zero = { 0, 0 };
-                sigemptyset(&one);
-                sigaddset(&one, SIGRTMAX - 1);
-                sigtimedwait(&one, NULL, &zero);
-        }
-        sigaction(SIGRTMAX - 1, &g->old, NULL);
+        thread_alarm_disarm(&g->alarm);
         for (int i = 0; i < reaper.n_reaped; i++) {
                 struct proc_thread *t = proc_thread_by_tid(p, reaper.reaped[i]);
                 if (t)
@@ -999,64 +1024,6 @@ static int visit_stopped(struct proc *p, proc_visit_fn visit, void *userdata)
         return n;
 }
 
-/* The stop deadline for a blocking wait: a timer sends WAIT_ALARM_SIG to
- * this thread, whose handler does nothing but, installed without
- * SA_RESTART, makes the wait return EINTR. It fires at the deadline and
- * every 20 ms after (one that comes just before the wait starts is not
- * lost for good). */
-#define WAIT_ALARM_SIG (SIGRTMAX - 1)
-
-static void wait_alarm_handler(int sig)
-{
-        (void)sig;
-}
-
-struct wait_alarm {
-        timer_t timer;
-        struct sigaction old;
-};
-
-static bool wait_alarm_arm(struct wait_alarm *a, uint64_t deadline_ns)
-{
-        struct sigaction sa = { .sa_handler = wait_alarm_handler };
-        struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = WAIT_ALARM_SIG };
-        struct itimerspec its = {
-                .it_value = { (time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000) },
-                .it_interval = { 0, 20 * 1000000 },
-        };
-        sigset_t cur;
-
-        /* A blocked alarm could not end the wait. */
-        if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0 || sigismember(&cur, WAIT_ALARM_SIG))
-                return false;
-        if (sigaction(WAIT_ALARM_SIG, &sa, &a->old) < 0)
-                return false;
-        sev._sigev_un._tid = gettid();
-        if (timer_create(CLOCK_MONOTONIC, &sev, &a->timer) < 0) {
-                sigaction(WAIT_ALARM_SIG, &a->old, NULL);
-                return false;
-        }
-        if (timer_settime(a->timer, TIMER_ABSTIME, &its, NULL) < 0) {
-                timer_delete(a->timer);
-                sigaction(WAIT_ALARM_SIG, &a->old, NULL);
-                return false;
-        }
-        return true;
-}
-
-static void wait_alarm_disarm(struct wait_alarm *a)
-{
-        timer_delete(a->timer);
-        /* One may be pending: take it before the old handler is back. */
-        sigset_t one;
-        struct timespec zero = { 0, 0 };
-        sigemptyset(&one);
-        sigaddset(&one, WAIT_ALARM_SIG);
-        while (sigtimedwait(&one, NULL, &zero) > 0)
-                ;
-        sigaction(WAIT_ALARM_SIG, &a->old, NULL);
-}
-
 static void timeout_message(struct proc *p, struct errbuf *err)
 {
         const struct proc_thread *t = first_running(p);
@@ -1078,12 +1045,19 @@ static void timeout_message(struct proc *p, struct errbuf *err)
  * are stopped (fixup_due). Only when every status is ours (reap_direct)
  * and the stop deadline can be armed: 1 when it cannot, 0 when all are
  * stopped (or the process is gone), < 0. */
+static void wait_alarm_handler(int sig)
+{
+        (void)sig;
+}
+
 static int stop_blocking(struct proc *p, uint64_t deadline, struct errbuf *err)
 {
-        struct wait_alarm alarm;
+        struct timespec at = { (time_t)(deadline / 1000000000), (long)(deadline % 1000000000) };
+        struct thread_alarm alarm;
         int r = 0;
 
-        if (!p->reap_direct || !wait_alarm_arm(&alarm, deadline))
+        /* The deadline: the alarm ends the wait with EINTR. */
+        if (!p->reap_direct || !thread_alarm_arm(&alarm, wait_alarm_handler, TIMER_ABSTIME, at))
                 return 1;
         p->defer_fixup = true;
         while (!all_stopped(p) && !proc_gone(p)) {
@@ -1118,7 +1092,7 @@ static int stop_blocking(struct proc *p, uint64_t deadline, struct errbuf *err)
                 }
         }
         p->defer_fixup = false;
-        wait_alarm_disarm(&alarm);
+        thread_alarm_disarm(&alarm);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < p->n_threads; i++)
@@ -1356,9 +1330,7 @@ int proc_probe_all(struct proc *p, proc_visit_fn visit, void *userdata, uint64_t
                         goto finish; /* not a failure */
                 }
                 if (now >= deadline) {
-                        const struct proc_thread *t = first_running(p);
-                        errbuf_set(err, "thread %d of pid %d did not stop within %.1f s",
-                                   t ? t->tid : 0, p->pid, (double)p->stop_timeout_ns / 1e9);
+                        timeout_message(p, err);
                         r = -ETIMEDOUT;
                         goto finish;
                 }

@@ -35,8 +35,9 @@ struct proc {
  * stops) is not resumed: *ret_status gets it and 2 is returned. */
 int proc_wait_one(struct proc *p, uint64_t timeout_ns, pid_t for_tid, int *ret_status);
 
-/* Read the top 4 KiB of the stack of every stopped thread not visited
- * yet (proc_stop_all_visit) in one process_vm_readv, up to the room of
+/* Read the top of the stack (from sp to the end of its page) of every
+ * stopped thread not visited yet (proc_stop_all_visit) in one
+ * process_vm_readv, up to the room of
  * proc_unwinder_reserve(), for the next proc_unwind_thread() of each. A
  * stack that cannot be read so is read when unwound. */
 struct proc_unwinder;

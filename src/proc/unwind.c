@@ -129,10 +129,6 @@
 #include <sys/uio.h>
 
 #define CHUNK_SIZE 4096u
-/* A window reads ahead of each stack the rest of the page the stack
- * pointer is in: each remote page costs ~3 µs to reach here (whatever is
- * copied from it), so never two; frames above it are read when reached,
- * a page at a time. */
 #define CHUNK_SLOTS 4u
 #define DEFAULT_MAX_FRAMES 256u
 #define CFI_CACHE_SIZE 1024u /* power of two */
@@ -216,7 +212,7 @@ struct chunk {
         uint64_t base;
         bool valid;
         uint32_t len;          /* bytes valid from base: CHUNK_SIZE, or less for a
-                                  * chunk read ahead (PRELOAD_BYTES from sp) */
+                                  * chunk read ahead (sp to the end of its page) */
         uint8_t data[CHUNK_SIZE];
 };
 
@@ -1428,6 +1424,9 @@ int proc_unwinder_reserve(struct proc_unwinder *u, size_t n)
         return 0;
 }
 
+/* Each thread's chunk is the rest of the page its stack pointer is in:
+ * each remote page costs ~3 µs to reach here (whatever is copied from it),
+ * so never two; frames above it are read when reached, a page at a time. */
 void proc_unwinder_preload(struct proc_unwinder *u)
 {
         struct proc *p = u->p;
